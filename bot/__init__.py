@@ -1,0 +1,1 @@
+"""shipbot: a Slack ChatOps bot for arm64 CodeBuild builds and EC2 deploys."""

@@ -1,0 +1,23 @@
+"""create_app: the Bolt app with every listener registered against injected services."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.services import Services
+from handlers import build, errors
+
+
+def create_app(services: Services) -> AsyncApp:
+    app = AsyncApp(
+        client=services.slack_client,
+        signing_secret=services.settings.slack_signing_secret.get_secret_value(),
+        logger=logging.getLogger("shipbot.bolt"),
+        # Long-running server: Bolt answers Slack as soon as ack() is called.
+        process_before_response=False,
+    )
+    errors.register(app)
+    build.register(app, services)
+    return app
