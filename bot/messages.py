@@ -47,7 +47,21 @@ def help_message(environments: EnvironmentsFile) -> Message:
         "`/build help` — this message"
     )
     text = f"{usage}\n\n*Environments*\n{listed}"
-    return text, [_section(usage), _section(f"*Environments*\n{listed}")]
+    return text, [_section(usage), *_sections(["*Environments*", *lines])]
+
+
+def _sections(lines: list[str]) -> Blocks:
+    """As many sections as the lines need, so nothing is cut at Slack's section limit."""
+    blocks: Blocks = []
+    chunk: list[str] = []
+    for line in lines:
+        if chunk and len("\n".join([*chunk, line])) > SECTION_LIMIT:
+            blocks.append(_section("\n".join(chunk)))
+            chunk = []
+        chunk.append(line)
+    if chunk:
+        blocks.append(_section("\n".join(chunk)))
+    return blocks
 
 
 def build_started_message(record: BuildRecord) -> Message:

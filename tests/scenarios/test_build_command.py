@@ -109,7 +109,8 @@ async def test_help_lists_usage_and_environments(
     assert status == 200
     shown = json.dumps(ack)
     assert "/build <environment> [ref]" in shown or "/build <environment> <ref>" in shown
-    assert "`dev`" in shown and "`prod`" in shown
+    assert "`dev`" in shown
+    assert "`prod`" in shown
     assert "frontend-dev" in shown
     assert ack.get("response_type", "ephemeral") == "ephemeral"
     assert fake_codebuild.requests == []
