@@ -8,9 +8,10 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.services import Services
 from handlers import build, errors
+from handlers.build_status import BuildTracker
 
 
-def create_app(services: Services) -> AsyncApp:
+def create_app(services: Services, tracker: BuildTracker) -> AsyncApp:
     app = AsyncApp(
         client=services.slack_client,
         signing_secret=services.settings.slack_signing_secret.get_secret_value(),
@@ -19,5 +20,5 @@ def create_app(services: Services) -> AsyncApp:
         process_before_response=False,
     )
     errors.register(app)
-    build.register(app, services)
+    build.register(app, services, tracker)
     return app

@@ -141,6 +141,27 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, ge=0, le=65535, validation_alias=AliasChoices("PORT"))
     host: str = Field(default="0.0.0.0", validation_alias=AliasChoices("SHIPBOT_HOST"))
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("SHIPBOT_LOG_LEVEL"))
+    events_queue_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("SHIPBOT_EVENTS_QUEUE_URL")
+    )
+    queue_wait_seconds: int = Field(
+        default=10, ge=0, le=20, validation_alias=AliasChoices("SHIPBOT_QUEUE_WAIT_SECONDS")
+    )
+    # Reconciliation: EventBridge is best-effort, so known builds are also read now and then.
+    poll_seconds: float | None = Field(
+        default=None, gt=0, validation_alias=AliasChoices("SHIPBOT_POLL_SECONDS")
+    )
+    # Bursts of phase events become at most one chat.update per build per this many seconds.
+    status_update_seconds: float = Field(
+        default=1.0, ge=0, validation_alias=AliasChoices("SHIPBOT_STATUS_UPDATE_SECONDS")
+    )
+
+    @property
+    def reconcile_every(self) -> float:
+        """Poll slowly when events arrive through a queue; it is the only source otherwise."""
+        if self.poll_seconds is not None:
+            return self.poll_seconds
+        return 60.0 if self.events_queue_url else 15.0
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -173,6 +194,15 @@ class Settings(BaseSettings):
         if not re.match(r"^https?://", value):
             raise ValueError("must be an http(s) URL")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("events_queue_url")
+    @classmethod
+    def _queue_url_shape(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not re.match(r"^https?://", value):
+            raise ValueError("must be the queue's URL (https://sqs.<region>.amazonaws.com/…)")
+        return value
 
     @field_validator("store_url")
     @classmethod

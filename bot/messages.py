@@ -64,26 +64,9 @@ def _sections(lines: list[str]) -> Blocks:
     return blocks
 
 
-def build_started_message(record: BuildRecord) -> Message:
-    """The channel's message for a build started from Slack."""
+def build_started_ephemeral(record: BuildRecord) -> str:
     number = f" #{record.build_number}" if record.build_number is not None else ""
-    who = f"<@{record.requested_by}>" if record.requested_by else escape(record.initiator or "?")
-    text = (
-        f"{who} started build{number} of *{escape(record.project)}* "
-        f"(`{record.environment}`) at `{escape(record.source_version)}`"
-    )
-    return text, [
-        _section(f":hammer_and_wrench: {text}"),
-        _context(
-            f"Status: *{record.status.replace('_', ' ').lower()}*",
-            f"<{record.console_url}|Open in the CodeBuild console>",
-        ),
-    ]
-
-
-def build_started_ephemeral(record: BuildRecord, posted_to_channel: bool) -> str:
-    number = f" #{record.build_number}" if record.build_number is not None else ""
-    where = f" Updates go to <#{record.channel}>." if posted_to_channel else ""
+    where = f" Updates go to <#{record.channel}>."
     return (
         f"Started build{number} of `{escape(record.project)}` at "
         f"`{escape(record.source_version)}`: <{record.console_url}|console>.{where}"
@@ -112,3 +95,139 @@ def build_already_started(record: BuildRecord) -> str:
         f"That request already started build{number} of `{escape(record.project)}`: "
         f"<{record.console_url}|console>."
     )
+
+
+_STATUS_LABELS = {
+    "IN_PROGRESS": (":hourglass_flowing_sand:", "in progress"),
+    "SUCCEEDED": (":white_check_mark:", "succeeded"),
+    "FAILED": (":x:", "failed"),
+    "FAULT": (":boom:", "failed (CodeBuild fault)"),
+    "TIMED_OUT": (":alarm_clock:", "timed out"),
+    "STOPPED": (":octagonal_sign:", "stopped"),
+}
+
+# Phases shown in the progress line, in CodeBuild's order.
+_SHOWN_PHASES = (
+    "QUEUED",
+    "PROVISIONING",
+    "DOWNLOAD_SOURCE",
+    "INSTALL",
+    "PRE_BUILD",
+    "BUILD",
+    "POST_BUILD",
+    "UPLOAD_ARTIFACTS",
+    "FINALIZING",
+)
+
+
+def status_label(status: str) -> tuple[str, str]:
+    return _STATUS_LABELS.get(status, (":grey_question:", status.replace("_", " ").lower()))
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+def _progress(record: BuildRecord) -> str | None:
+    """`queued → provisioning → *build* ⏳`, or None when there is nothing useful to show."""
+    final = record.status != "IN_PROGRESS"
+    stop_at = record.failed_phase if final else record.current_phase
+    if stop_at not in _SHOWN_PHASES and not (final and record.status == "SUCCEEDED"):
+        return None
+    marker = ":x:" if final else ":hourglass_flowing_sand:"
+    parts = []
+    for phase in _SHOWN_PHASES:
+        if phase == stop_at:
+            parts.append(f"*{phase.lower()}* {marker}")
+            break
+        parts.append(phase.lower())
+    return " → ".join(parts)
+
+
+def build_status_message(record: BuildRecord) -> Message:
+    """The one channel message per build, updated in place as the build moves on."""
+    emoji, label = status_label(record.status)
+    number = f" #{record.build_number}" if record.build_number is not None else ""
+    who = f"<@{record.requested_by}>" if record.requested_by else escape(record.initiator or "?")
+    head = (
+        f"{emoji} Build{number} of *{escape(record.project)}* (`{record.environment}`) "
+        f"at `{escape(record.source_version)}`: *{label}*"
+    )
+    context = [f"Started by {who}"]
+    if record.started_at and record.ended_at:
+        context.append(
+            f"took {format_duration((record.ended_at - record.started_at).total_seconds())}"
+        )
+    context.append(f"<{record.console_url}|CodeBuild console>")
+    if record.log_link:
+        context.append(f"<{record.log_link}|full log>")
+    text = f"Build{number} of {record.project} ({record.environment}): {label}"
+    progress = _progress(record)
+    blocks = [_section(head), *([_section(progress)] if progress else []), _context(*context)]
+    return text, blocks
+
+
+def build_announced_message(record: BuildRecord) -> Message:
+    """The first message of a build: who started it, then its live status."""
+    if record.requested_by:
+        return build_status_message(record)
+    text, blocks = build_status_message(record)
+    started_by = escape(record.initiator or "someone outside Slack")
+    intro = f":satellite_antenna: A build was started outside Slack by `{started_by}`."
+    return text, [_section(intro), *blocks]
+
+
+MAX_EXCERPT_LINES = 30
+MAX_EXCERPT_LINE = 300
+
+
+def code_block(lines: list[str], limit: int = SECTION_LIMIT - 20) -> str:
+    """Lines in a code block that fits a section: long lines cut, oldest lines dropped first."""
+    cut = [
+        (line if len(line) <= MAX_EXCERPT_LINE else line[: MAX_EXCERPT_LINE - 1] + "…")
+        for line in lines[-MAX_EXCERPT_LINES:]
+    ]
+    # Three backticks inside would end the block early.
+    cut = [escape(line.replace("```", "'''")) for line in cut]
+    while cut and len("\n".join(cut)) + 8 > limit:
+        cut.pop(0)
+    return "```\n" + "\n".join(cut) + "\n```" if cut else "_(no log lines)_"
+
+
+def failure_explanation_message(
+    record: BuildRecord,
+    *,
+    category: str,
+    title: str,
+    hint: str,
+    excerpt: list[str],
+    log_note: str | None = None,
+) -> Message:
+    """The threaded reply that says why a build failed and what to do about it."""
+    number = f" #{record.build_number}" if record.build_number is not None else ""
+    head = f":mag: *{escape(title)}* (`{category}`)"
+    where = []
+    if record.failed_phase:
+        where.append(f"Failed phase: *{record.failed_phase.lower()}*")
+    if record.failed_phase_context:
+        where.append(f"`{escape(record.failed_phase_context[:500])}`")
+    blocks = [_section(head)]
+    if where:
+        blocks.append(_section(" — ".join(where)))
+    blocks.append(_section(code_block(excerpt)))
+    blocks.append(_section(f":bulb: {escape(hint)}"))
+    links = [f"<{record.console_url}|CodeBuild console>"]
+    if record.log_link:
+        links.insert(0, f"<{record.log_link}|Full log>")
+    if log_note:
+        links.append(escape(log_note))
+    blocks.append(_context(*links))
+    text = f"Build{number} of {record.project} failed: {title} ({category})"
+    return text, blocks

@@ -49,6 +49,19 @@ class BuildRecord(StoredRecord):
     current_phase: str | None = None
     console_url: str
     updated_at: datetime
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    failed_phase: str | None = None
+    failed_phase_context: str | None = None
+    log_group: str | None = None
+    log_stream: str | None = None
+    log_link: str | None = None
+    # Set once, by whoever wins the conditional write, so one explanation is posted.
+    explanation_claimed: bool = False
+    explanation_ts: str | None = None
+    # How many state changes the channel message has not shown yet (0: it is current).
+    rendered_revision: int = 0
+    revision: int = 0
 
     @property
     def key(self) -> str:
@@ -57,3 +70,21 @@ class BuildRecord(StoredRecord):
     @property
     def partition(self) -> str:
         return self.environment
+
+
+class ParkedEvent(StoredRecord):
+    """An event that could not be handled; kept for the operator instead of looping."""
+
+    KIND: ClassVar[str] = "parked_event"
+
+    message_id: str
+    body: str
+    reason: str
+
+    @property
+    def key(self) -> str:
+        return self.message_id
+
+    @property
+    def partition(self) -> str:
+        return "parked"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -15,10 +16,13 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.app import create_app
 from bot.services import Services
+from handlers.build_status import BuildTracker
+from handlers.events import BuildPoller, EventConsumer
 
 log = logging.getLogger(__name__)
 
 SLACK_EVENTS_PATH = "/slack/events"
+_RESTART_SECONDS = 5
 
 _APP_KEY = web.AppKey("bolt_app", AsyncApp)
 _SERVICES_KEY = web.AppKey("services", Services)
@@ -75,7 +79,8 @@ class RunningBot:
 @contextlib.asynccontextmanager
 async def running_bot(services: Services) -> AsyncIterator[RunningBot]:
     """Start listening (and connect Socket Mode if an app token is set); stop on exit."""
-    app = create_app(services)
+    tracker = BuildTracker(services)
+    app = create_app(services, tracker)
     runner = web.AppRunner(create_web_app(app, services), access_log=None)
     await runner.setup()
     settings = services.settings
@@ -83,6 +88,15 @@ async def running_bot(services: Services) -> AsyncIterator[RunningBot]:
     await site.start()
     port = _bound_port(runner, settings.port)
     socket_mode = None
+    poller = BuildPoller(services, tracker)
+    background = [
+        asyncio.create_task(
+            _forever("reconciliation", lambda: poller.run_forever(settings.reconcile_every))
+        )
+    ]
+    if services.queue is not None:
+        consumer = EventConsumer(services, services.queue, tracker)
+        background.append(asyncio.create_task(_forever("events", consumer.run_forever)))
     try:
         if settings.slack_app_token is not None:
             socket_mode = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
@@ -93,10 +107,23 @@ async def running_bot(services: Services) -> AsyncIterator[RunningBot]:
         )
         yield RunningBot(app=app, services=services, port=port, socket_mode=socket_mode)
     finally:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         if socket_mode is not None:
             await socket_mode.close_async()  # type: ignore[no-untyped-call]
         await runner.cleanup()
         await services.close()
+
+
+async def _forever(name: str, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Keep a background loop alive: a crash is logged with its traceback and it restarts."""
+    while True:
+        try:
+            await loop()
+        except Exception:
+            log.exception("background loop %s crashed; restarting in %ss", name, _RESTART_SECONDS)
+        await asyncio.sleep(_RESTART_SECONDS)
 
 
 def _bound_port(runner: web.AppRunner, requested: int) -> int:

@@ -20,6 +20,8 @@ from bot.config import (
 )
 from integrations.aws import make_client
 from integrations.codebuild import CodeBuild
+from integrations.logs import BuildLogs
+from integrations.queue import EventQueue
 from integrations.slack import SlackChat, make_web_client
 from integrations.store import Store, open_store
 
@@ -38,8 +40,17 @@ class Services:
     slack_client: AsyncWebClient
     chat: SlackChat
     codebuild: CodeBuild
+    logs: BuildLogs
+    queue: EventQueue | None
     store: Store
     clock: Callable[[], datetime] = field(default=utc_now)
+
+    def environment_of_project(self, project: str) -> str | None:
+        """The environment whose CodeBuild project this is, if any."""
+        for name, environment in self.environments.environments.items():
+            if environment.build.project == project:
+                return name
+        return None
 
     async def close(self) -> None:
         await self.store.close()
@@ -92,5 +103,15 @@ def build_services(settings: Settings, environments: EnvironmentsFile) -> Servic
         slack_client=slack_client,
         chat=SlackChat(slack_client),
         codebuild=CodeBuild(make_client("codebuild", region)),
+        logs=BuildLogs(make_client("logs", region)),
+        queue=(
+            EventQueue(
+                make_client("sqs", region),
+                settings.events_queue_url,
+                wait_seconds=settings.queue_wait_seconds,
+            )
+            if settings.events_queue_url
+            else None
+        ),
         store=open_store(settings.store_url),
     )

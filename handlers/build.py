@@ -17,7 +17,6 @@ from bot.errors import StoreConflictError, UsageError
 from bot.messages import (
     build_already_started,
     build_started_ephemeral,
-    build_started_message,
     build_starting_ack,
     channel_post_failed,
     error_message,
@@ -25,14 +24,16 @@ from bot.messages import (
 )
 from bot.records import BuildRecord
 from bot.services import Services
+from handlers.build_status import BuildTracker
 from handlers.errors import reporting_errors
 from handlers.payloads import SlashCommand
 from integrations.slack import SlackPostError
 
 
 class BuildCommand:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, tracker: BuildTracker) -> None:
         self._services = services
+        self._tracker = tracker
 
     async def acknowledge(self, ack: AsyncAck, command: dict[str, Any]) -> None:
         """Answer within Slack's three seconds, before any AWS call: usage, help or 'starting'."""
@@ -87,6 +88,8 @@ class BuildCommand:
                     channel=environment.channel,
                     status=build.build_status,
                     current_phase=build.current_phase,
+                    started_at=build.start_time,
+                    revision=1,
                     console_url=build_console_url(build.arn, self._services.region),
                     created_at=now,
                     updated_at=now,
@@ -99,18 +102,14 @@ class BuildCommand:
                 await respond(text=build_already_started(existing))
             return
 
-        text, blocks = build_started_message(record)
         try:
-            posted = await self._services.chat.post(environment.channel, text, blocks)
+            await self._tracker.announce(record)
         except SlackPostError as exc:
             await respond(text=channel_post_failed(record, exc.user_message))
             return
-        await self._services.store.replace(
-            record.model_copy(update={"message_ts": posted.ts, "channel": posted.channel})
-        )
-        await respond(text=build_started_ephemeral(record, posted_to_channel=True))
+        await respond(text=build_started_ephemeral(record))
 
 
-def register(app: AsyncApp, services: Services) -> None:
-    command = BuildCommand(services)
+def register(app: AsyncApp, services: Services, tracker: BuildTracker) -> None:
+    command = BuildCommand(services, tracker)
     app.command("/build")(ack=command.acknowledge, lazy=[reporting_errors(command.start)])

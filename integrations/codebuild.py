@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.builds import BuildRequest
+from bot.events import FINAL_STATUSES, UNSUCCESSFUL_PHASE_STATUSES, BuildUpdate
 from integrations.aws import aws_call
 
 
@@ -18,6 +19,21 @@ class BuildPhase(BaseModel):
     phase_status: str | None = Field(default=None, alias="phaseStatus")
     duration_in_seconds: int | None = Field(default=None, alias="durationInSeconds")
     contexts: list[dict[str, str]] = Field(default_factory=list)
+
+
+class BuildEnvironmentVariable(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    value: str = ""
+
+
+class BuildEnvironment(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    environment_variables: list[BuildEnvironmentVariable] = Field(
+        default_factory=list, alias="environmentVariables"
+    )
 
 
 class BuildLogs(BaseModel):
@@ -46,6 +62,44 @@ class BuildInfo(BaseModel):
     end_time: datetime | None = Field(default=None, alias="endTime")
     phases: list[BuildPhase] = Field(default_factory=list)
     logs: BuildLogs | None = None
+    environment: BuildEnvironment = Field(default_factory=BuildEnvironment)
+
+    def to_update(self, now: datetime) -> BuildUpdate:
+        """The same view of a build as an EventBridge event gives, for the status tracker."""
+        failed_phase, failed_context = None, None
+        for phase in self.phases:
+            if phase.phase_status in UNSUCCESSFUL_PHASE_STATUSES:
+                failed_phase = phase.phase_type
+                failed_context = (
+                    " ".join(
+                        f"{c.get('statusCode', '')}: {c.get('message', '')}".strip(": ")
+                        for c in phase.contexts
+                    )
+                    or None
+                )
+                break
+        final = self.build_status in FINAL_STATUSES
+        logs = self.logs or BuildLogs()
+        return BuildUpdate(
+            build_id=self.id,
+            build_arn=self.arn,
+            project=self.project_name,
+            status=self.build_status,
+            phase="COMPLETED" if final else self.current_phase,
+            build_number=self.build_number,
+            initiator=self.initiator,
+            source_version=self.source_version,
+            started_at=self.start_time,
+            ended_at=(self.end_time or now) if final else None,
+            failed_phase=failed_phase,
+            failed_phase_context=failed_context,
+            log_group=logs.group_name,
+            log_stream=logs.stream_name,
+            log_link=logs.deep_link,
+            environment_variables={v.name: v.value for v in self.environment.environment_variables},
+            observed_at=now,
+            origin="poll",
+        )
 
 
 class CodeBuild:
@@ -84,3 +138,13 @@ class CodeBuild:
             response = self._client.batch_get_builds(ids=build_ids[start : start + 100])
             builds.extend(BuildInfo.model_validate(item) for item in response.get("builds", []))
         return builds
+
+    @aws_call("stop a CodeBuild build")
+    def stop_build(self, build_id: str) -> BuildInfo:
+        return BuildInfo.model_validate(self._client.stop_build(id=build_id)["build"])
+
+    @aws_call("list a CodeBuild project's builds")
+    def recent_build_ids(self, project: str, limit: int = 10) -> list[str]:
+        """Newest first; one page is plenty to notice builds started outside Slack."""
+        response = self._client.list_builds_for_project(projectName=project, sortOrder="DESCENDING")
+        return [str(i) for i in response.get("ids", [])[:limit]]

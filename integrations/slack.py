@@ -55,10 +55,17 @@ class SlackChat:
     def __init__(self, client: AsyncWebClient) -> None:
         self._client = client
 
-    async def post(self, channel: str, text: str, blocks: list[dict[str, Any]]) -> PostedMessage:
+    async def post(
+        self,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]],
+        *,
+        thread_ts: str | None = None,
+    ) -> PostedMessage:
         try:
             response = await self._client.chat_postMessage(
-                channel=channel, text=text, blocks=blocks, unfurl_links=False
+                channel=channel, text=text, blocks=blocks, unfurl_links=False, thread_ts=thread_ts
             )
         except SlackApiError as exc:
             raise SlackPostError(str(exc.response.get("error", "unknown")), channel) from exc

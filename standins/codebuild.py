@@ -89,6 +89,176 @@ class FakeCodeBuild(LoopbackServer):
             build.setdefault("endTime", time.time())
         return build
 
+    def start_external_build(
+        self,
+        project: str,
+        *,
+        initiator: str = "GitHub-Hookshot/7d2b1f0",
+        source_version: str = "pr/42",
+    ) -> dict[str, Any]:
+        """A build started by a webhook or the console, not through StartBuild from the bot."""
+        return self._new_build(
+            self.projects[project], {"sourceVersion": source_version}, initiator=initiator
+        )
+
+    def advance(self, build_id: str, phase: str) -> dict[str, Any]:
+        """Finish the current phase successfully and enter `phase`."""
+        build = self.builds[build_id]
+        now = time.time()
+        current = build["phases"][-1]
+        current.update(
+            phaseStatus="SUCCEEDED",
+            endTime=now,
+            durationInSeconds=int(now - current["startTime"]),
+            contexts=[{"statusCode": "", "message": ""}],
+        )
+        build["phases"].append({"phaseType": phase, "startTime": now})
+        build["currentPhase"] = phase
+        return build
+
+    def finish(
+        self,
+        build_id: str,
+        status: str,
+        *,
+        failed_phase: str | None = None,
+        context: tuple[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """End the build; a failed one fails in `failed_phase` with CodeBuild's (code, message)."""
+        build = self.builds[build_id]
+        now = time.time()
+        current = build["phases"][-1]
+        if failed_phase is not None and current["phaseType"] != failed_phase:
+            self.advance(build_id, failed_phase)
+            current = build["phases"][-1]
+        code, message = context or ("", "")
+        current.update(
+            phaseStatus=status,
+            endTime=now,
+            durationInSeconds=int(now - current["startTime"]),
+            contexts=[{"statusCode": code, "message": message}],
+        )
+        build["phases"].append({"phaseType": "COMPLETED", "startTime": now})
+        return self.update_build(build_id, buildStatus=status, currentPhase="COMPLETED")
+
+    def set_logs(self, build_id: str, group: str, stream: str) -> None:
+        self.builds[build_id]["logs"] = {
+            "groupName": group,
+            "streamName": stream,
+            "deepLink": (
+                f"https://console.aws.amazon.com/cloudwatch/home?region={self.region}"
+                f"#logEvent:group={group};stream={stream}"
+            ),
+        }
+
+    # -- EventBridge events, as CodeBuild emits them for the current state ----------------------
+
+    def state_change_event(self, build_id: str) -> dict[str, Any]:
+        build = self.builds[build_id]
+        detail = self._event_detail(build)
+        detail.update(
+            {
+                "build-status": build["buildStatus"],
+                "current-phase": build["currentPhase"],
+                "current-phase-context": _phase_context_string(build["phases"][-1]),
+            }
+        )
+        return self._envelope("CodeBuild Build State Change", build, detail)
+
+    def phase_change_event(self, build_id: str) -> dict[str, Any]:
+        """The event for the phase that completed last."""
+        build = self.builds[build_id]
+        completed = [p for p in build["phases"] if "endTime" in p][-1]
+        detail = self._event_detail(build)
+        detail.update(
+            {
+                "completed-phase": completed["phaseType"],
+                "completed-phase-status": completed.get("phaseStatus", "SUCCEEDED"),
+                "completed-phase-duration-seconds": float(completed.get("durationInSeconds", 0)),
+                "completed-phase-context": _phase_context_string(completed),
+                "completed-phase-start": _event_time(completed["startTime"]),
+                "completed-phase-end": _event_time(completed["endTime"]),
+            }
+        )
+        return self._envelope("CodeBuild Build Phase Change", build, detail)
+
+    def _envelope(
+        self, detail_type: str, build: dict[str, Any], detail: dict[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": detail_type,
+            "source": "aws.codebuild",
+            "account": ACCOUNT_ID,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "region": self.region,
+            "resources": [build["arn"]],
+            "detail": detail,
+        }
+
+    def _event_detail(self, build: dict[str, Any]) -> dict[str, Any]:
+        environment = build["environment"]
+        logs = build.get("logs") or {}
+        phases = []
+        for phase in build["phases"]:
+            item: dict[str, Any] = {
+                "start-time": _event_time(phase["startTime"]),
+                "phase-type": phase["phaseType"],
+            }
+            if "endTime" in phase:
+                item.update(
+                    {
+                        "phase-context": [
+                            f"{c.get('statusCode', '')}: {c.get('message', '')}"
+                            for c in phase.get("contexts", [])
+                        ],
+                        "end-time": _event_time(phase["endTime"]),
+                        "duration-in-seconds": float(phase.get("durationInSeconds", 0)),
+                        "phase-status": phase.get("phaseStatus", "SUCCEEDED"),
+                    }
+                )
+            phases.append(item)
+        return {
+            "project-name": build["projectName"],
+            "build-id": build["arn"],
+            "additional-information": {
+                "cache": {"type": "NO_CACHE"},
+                "timeout-in-minutes": float(build["timeoutInMinutes"]),
+                "build-complete": bool(build.get("buildComplete")),
+                "initiator": build["initiator"],
+                "build-start-time": _event_time(build["startTime"]),
+                "source": {"location": "https://github.com/example/frontend.git", "type": "GITHUB"},
+                "source-version": build["sourceVersion"],
+                "artifact": {"location": ""},
+                "environment": {
+                    "image": environment["image"],
+                    "privileged-mode": True,
+                    "image-pull-credentials-type": "CODEBUILD",
+                    "compute-type": environment["computeType"],
+                    "type": environment["type"],
+                    "environment-variables": [
+                        {"name": v["name"], "type": v.get("type", "PLAINTEXT"), "value": v["value"]}
+                        for v in environment.get("environmentVariables", [])
+                    ],
+                },
+                "project-file-system-locations": [],
+                "logs": {
+                    "group-name": logs.get("groupName"),
+                    "stream-name": logs.get("streamName"),
+                    "deep-link": logs.get("deepLink", ""),
+                }
+                if logs
+                else {
+                    "deep-link": "https://console.aws.amazon.com/cloudwatch/home#logEvent:group=null;stream=null"
+                },
+                "phases": phases,
+                "queued-timeout-in-minutes": 480.0,
+                "build-number": float(build["buildNumber"]),
+            },
+            "version": "1",
+        }
+
     # -- protocol ----------------------------------------------------------------------------
 
     async def _dispatch(self, request: web.Request) -> web.Response:
@@ -130,7 +300,9 @@ class FakeCodeBuild(LoopbackServer):
             self._idempotency[token] = (body, build["id"])
         return _json({"build": build})
 
-    def _new_build(self, project: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    def _new_build(
+        self, project: dict[str, Any], body: dict[str, Any], *, initiator: str | None = None
+    ) -> dict[str, Any]:
         name = project["name"]
         number = next(self._numbers.setdefault(name, itertools.count(1)))
         build_id = f"{name}:{uuid.uuid4()}"
@@ -165,7 +337,7 @@ class FakeCodeBuild(LoopbackServer):
             "environment": environment,
             "timeoutInMinutes": body.get("timeoutInMinutesOverride", project["timeoutInMinutes"]),
             "buildComplete": False,
-            "initiator": self.initiator,
+            "initiator": initiator or self.initiator,
         }
         self.builds[build_id] = build
         return build
@@ -204,3 +376,17 @@ def _error(code: str, message: str, status: int = 400) -> web.Response:
         text=json.dumps({"__type": code, "message": message}),
         content_type="application/x-amz-json-1.1",
     )
+
+
+def _event_time(epoch: float) -> str:
+    """EventBridge's CodeBuild time format: "Dec 1, 2026 10:12:03 AM" (UTC)."""
+    moment = time.gmtime(epoch)
+    return time.strftime(
+        f"%b {moment.tm_mday}, %Y {int(time.strftime('%I', moment))}:%M:%S %p", moment
+    )
+
+
+def _phase_context_string(phase: dict[str, Any]) -> str:
+    contexts = phase.get("contexts") or []
+    inner = ", ".join(f"{c.get('statusCode', '')}: {c.get('message', '')}" for c in contexts)
+    return f"[{inner}]"

@@ -35,6 +35,7 @@ class SlackCall:
     params: dict[str, Any]
     token: str | None = None
     at: float = field(default_factory=time.monotonic)
+    result: dict[str, Any] = field(default_factory=dict)  # what the fake answered
 
     @property
     def text(self) -> str:
@@ -186,6 +187,7 @@ class FakeSlack(LoopbackServer):
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
         body: dict[str, Any] = handler(params)
+        call.result = body
         return web.json_response(body)
 
     def _m_auth_test(self, params: dict[str, Any]) -> dict[str, Any]:

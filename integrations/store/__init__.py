@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from integrations.store.base import Store
+from integrations.store.base import Store, mutate
 from integrations.store.sqlite import SqliteStore
 
 
@@ -13,4 +13,4 @@ def open_store(url: str) -> Store:
     raise ValueError(f"unsupported store URL scheme: {url.split(':', 1)[0]}")
 
 
-__all__ = ["SqliteStore", "Store", "open_store"]
+__all__ = ["SqliteStore", "Store", "mutate", "open_store"]

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Protocol, TypeVar
 
+from bot.errors import StoreConflictError
 from bot.records import StoredRecord
 
 R = TypeVar("R", bound=StoredRecord)
+_MAX_ATTEMPTS = 20
 
 
 class Store(Protocol):
@@ -38,3 +40,28 @@ class Store(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class Mutation(Protocol[R]):
+    def __call__(self, current: R) -> R | None: ...
+
+
+async def mutate(store: Store, kind: type[R], key: str, change: Mutation[R]) -> tuple[R, R] | None:
+    """Apply `change` to the stored record with optimistic concurrency, retrying lost races.
+
+    `change` gets the current record and returns the new one, or None for "nothing to do".
+    Returns (before, after) when a write happened, None when the record is missing or
+    `change` declined. Safe across tasks and replicas: every write is conditional.
+    """
+    for _ in range(_MAX_ATTEMPTS):
+        current = await store.get(kind, key)
+        if current is None:
+            return None
+        changed = change(current)
+        if changed is None:
+            return None
+        try:
+            return current, await store.replace(changed)
+        except StoreConflictError:
+            continue
+    raise StoreConflictError(f"{kind.KIND} {key}: still contended after {_MAX_ATTEMPTS} attempts")

@@ -53,9 +53,7 @@ async def test_build_default_ref_starts_arm64_build_and_announces_it(
     assert channel_post.params["channel"] == "C0DEVCHANNEL"
     shown = channel_post.all_text()
     assert f"<@{REQUESTER}>" in shown
-    assert "*frontend-dev*" in shown
-    assert "at `dev`" in shown
-    assert "build #1" in shown
+    assert "Build #1 of *frontend-dev* (`dev`) at `dev`: *in progress*" in shown
     [build_id] = fake_codebuild.builds
     assert "console.aws.amazon.com/codesuite/codebuild/" in shown
     assert build_id.split(":")[1] in shown
@@ -113,7 +111,7 @@ async def test_help_lists_usage_and_environments(
     assert "`prod`" in shown
     assert "frontend-dev" in shown
     assert ack.get("response_type", "ephemeral") == "ephemeral"
-    assert fake_codebuild.requests == []
+    assert fake_codebuild.requests_for("StartBuild") == []
 
 
 async def test_unknown_environment_lists_the_known_ones(
@@ -124,7 +122,7 @@ async def test_unknown_environment_lists_the_known_ones(
     assert status == 200
     assert "no environment called `staging`" in ack["text"]
     assert "`dev`, `prod`" in ack["text"]
-    assert fake_codebuild.requests == []
+    assert fake_codebuild.requests_for("StartBuild") == []
     assert fake_slack.calls_to("chat.postMessage") == []
 
 
@@ -153,7 +151,7 @@ async def test_bad_ref_is_refused_and_starts_nothing(
     assert status == 200
     assert reason in ack["text"]
     await asyncio.sleep(0.2)  # give a wrongly started build the chance to show up
-    assert fake_codebuild.requests == []
+    assert fake_codebuild.requests_for("StartBuild") == []
     assert fake_slack.calls_to("chat.postMessage") == []
 
 
@@ -187,7 +185,7 @@ async def test_unsigned_or_stale_requests_get_401_and_do_nothing(
 
     assert status == 401
     await asyncio.sleep(0.2)
-    assert fake_codebuild.requests == []
+    assert fake_codebuild.requests_for("StartBuild") == []
     assert [c.method for c in fake_slack.calls if c.method != "auth.test"] == []
 
 
