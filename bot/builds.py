@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from bot.config import EnvironmentSettings, EnvironmentsFile
 from bot.errors import InvalidRefError, UnknownEnvironmentError, UsageError
+from bot.records import BuildRecord
 
 MAX_REF_LENGTH = 200
 
@@ -30,7 +31,26 @@ class StartBuildCommand(BaseModel):
     ref: str | None
 
 
-BuildCommand = HelpCommand | StartBuildCommand
+class StatusCommand(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    kind: Literal["status"] = "status"
+    environment: str | None
+
+
+class CancelCommand(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    kind: Literal["cancel"] = "cancel"
+    environment: str | None
+    target: str  # a build id (`project:uuid`), its uuid or ARN, or a build number
+
+    @property
+    def build_number(self) -> int | None:
+        return int(self.target) if self.target.isdigit() else None
+
+
+BuildCommand = HelpCommand | StartBuildCommand | StatusCommand | CancelCommand
+
+_BUILD_TARGET = re.compile(r"^(?:\d{1,9}|[A-Za-z0-9:/._-]{1,400})$")
 
 
 class BuildRequest(BaseModel):
@@ -53,6 +73,15 @@ def parse_build_command(text: str, environments: EnvironmentsFile) -> BuildComma
     if not words or words[0].lower() == "help":
         return HelpCommand()
     name, *rest = words
+    if name.lower() == "status":
+        if len(rest) > 1:
+            raise UsageError("Usage: `/build status [environment]`.")
+        environment = rest[0] if rest else None
+        if environment is not None:
+            _known(environment, environments)
+        return StatusCommand(environment=environment)
+    if name.lower() == "cancel":
+        return _parse_cancel(rest, environments)
     if name not in environments.environments:
         raise UnknownEnvironmentError(name, sorted(environments.environments))
     if len(rest) > 1:
@@ -63,6 +92,25 @@ def parse_build_command(text: str, environments: EnvironmentsFile) -> BuildComma
     if ref is not None:
         check_ref(ref)
     return StartBuildCommand(environment=name, ref=ref)
+
+
+def _known(name: str, environments: EnvironmentsFile) -> None:
+    if name not in environments.environments:
+        raise UnknownEnvironmentError(name, sorted(environments.environments))
+
+
+def _parse_cancel(words: list[str], environments: EnvironmentsFile) -> CancelCommand:
+    usage = "Usage: `/build cancel <build id or number>` or `/build cancel <environment> <number>`."
+    if len(words) == 2:
+        _known(words[0], environments)
+        environment, target = words
+    elif len(words) == 1:
+        environment, target = None, words[0]
+    else:
+        raise UsageError(usage)
+    if not _BUILD_TARGET.match(target):
+        raise UsageError(f"`{target[:60]}` is not a build id or number. {usage}")
+    return CancelCommand(environment=environment, target=target)
 
 
 def check_ref(ref: str) -> None:
@@ -125,3 +173,18 @@ def build_console_url(build_arn: str, region: str) -> str:
         f"https://{region}.console.aws.amazon.com/codesuite/codebuild/{account_part}projects/"
         f"{quote(project, safe='')}/build/{quote(build_id, safe='')}/?region={region}"
     )
+
+
+def matching_builds(candidates: list[BuildRecord], command: CancelCommand) -> list[BuildRecord]:
+    """The known builds a cancel command can mean: by number, full id, uuid or ARN."""
+    if command.environment is not None:
+        candidates = [r for r in candidates if r.environment == command.environment]
+    number = command.build_number
+    if number is not None:
+        return [r for r in candidates if r.build_number == number]
+    target = command.target
+    return [
+        r
+        for r in candidates
+        if target in (r.build_id, r.build_arn) or r.build_id.split(":", 1)[-1] == target
+    ]

@@ -44,6 +44,8 @@ def help_message(environments: EnvironmentsFile) -> Message:
         "*Usage*\n"
         "`/build <environment>` — build the environment's default ref\n"
         "`/build <environment> <ref>` — build a branch, tag or commit\n"
+        "`/build status [environment]` — the latest builds, with state and links\n"
+        "`/build cancel <build number or id>` — stop a running build\n"
         "`/build help` — this message"
     )
     text = f"{usage}\n\n*Environments*\n{listed}"
@@ -231,3 +233,55 @@ def failure_explanation_message(
     blocks.append(_context(*links))
     text = f"Build{number} of {record.project} failed: {title} ({category})"
     return text, blocks
+
+
+def build_list_message(records_by_environment: dict[str, list[BuildRecord]]) -> Message:
+    """`/build status`: the latest builds per environment, with state and links."""
+    blocks: Blocks = []
+    lines_text = []
+    for environment, records in records_by_environment.items():
+        lines = [f"*{environment}*"]
+        if not records:
+            lines.append("_no builds yet_")
+        for record in records:
+            emoji, label = status_label(record.status)
+            number = f"#{record.build_number}" if record.build_number is not None else "#?"
+            phase = (
+                f" ({record.current_phase.lower()})"
+                if record.status == "IN_PROGRESS" and record.current_phase
+                else ""
+            )
+            who = (
+                f"<@{record.requested_by}>"
+                if record.requested_by
+                else escape(record.initiator or "?")
+            )
+            took = ""
+            if record.started_at and record.ended_at:
+                seconds = (record.ended_at - record.started_at).total_seconds()
+                took = f", {format_duration(seconds)}"
+            lines.append(
+                f"{emoji} <{record.console_url}|{number}> `{escape(record.source_version)}` "
+                f"{label}{phase}{took} — {who}"
+            )
+        lines_text.extend(lines)
+        blocks.extend(_sections(lines))
+    return "\n".join(lines_text), blocks[:50]
+
+
+def cancel_ack(target: str) -> str:
+    return f"Stopping build `{escape(target)}`…"
+
+
+def build_cancelled(record: BuildRecord, *, stopped: bool) -> str:
+    number = f" #{record.build_number}" if record.build_number is not None else ""
+    name = f"build{number} of `{escape(record.project)}` (`{record.environment}`)"
+    if stopped:
+        return f"Stopped {name}."
+    return f"Asked CodeBuild to stop {name}; its message in <#{record.channel}> will show it."
+
+
+def build_already_finished(record: BuildRecord) -> str:
+    number = f" #{record.build_number}" if record.build_number is not None else ""
+    _, label = status_label(record.status)
+    return f"Build{number} of `{escape(record.project)}` already {label}; nothing to stop."

@@ -1,4 +1,4 @@
-"""`/build`: start an arm64 CodeBuild build and announce it in the environment's channel."""
+"""`/build`: start an arm64 CodeBuild build, list recent builds, stop one."""
 
 from __future__ import annotations
 
@@ -7,17 +7,24 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.builds import (
+    CancelCommand,
     HelpCommand,
     StartBuildCommand,
+    StatusCommand,
     build_console_url,
     build_request,
+    matching_builds,
     parse_build_command,
 )
 from bot.errors import StoreConflictError, UsageError
 from bot.messages import (
+    build_already_finished,
     build_already_started,
+    build_cancelled,
+    build_list_message,
     build_started_ephemeral,
     build_starting_ack,
+    cancel_ack,
     channel_post_failed,
     error_message,
     help_message,
@@ -29,6 +36,10 @@ from handlers.errors import reporting_errors
 from handlers.payloads import SlashCommand
 from integrations.slack import SlackPostError
 
+STATUS_LIMIT_ONE = 10
+STATUS_LIMIT_EACH = 5
+CANCEL_SEARCH_DEPTH = 100
+
 
 class BuildCommand:
     def __init__(self, services: Services, tracker: BuildTracker) -> None:
@@ -36,7 +47,7 @@ class BuildCommand:
         self._tracker = tracker
 
     async def acknowledge(self, ack: AsyncAck, command: dict[str, Any]) -> None:
-        """Answer within Slack's three seconds, before any AWS call: usage, help or 'starting'."""
+        """Answer within Slack's three seconds, before any AWS call."""
         slash = SlashCommand.model_validate(command)
         environments = self._services.environments
         try:
@@ -47,25 +58,41 @@ class BuildCommand:
         if isinstance(parsed, HelpCommand):
             text, blocks = help_message(environments)
             await ack(text=text, blocks=blocks)
-            return
-        build = environments.environments[parsed.environment].build
-        await ack(
-            text=build_starting_ack(
-                parsed.environment, build.project, parsed.ref or build.source_version
+        elif isinstance(parsed, StatusCommand):
+            text, blocks = build_list_message(await self._recent(parsed.environment))
+            await ack(text=text, blocks=blocks)
+        elif isinstance(parsed, CancelCommand):
+            await ack(text=cancel_ack(parsed.target))
+        else:
+            build = environments.environments[parsed.environment].build
+            await ack(
+                text=build_starting_ack(
+                    parsed.environment, build.project, parsed.ref or build.source_version
+                )
             )
-        )
 
-    async def start(self, command: dict[str, Any], respond: AsyncRespond) -> None:
-        """After the ack: start the build, record it, announce it in the channel."""
+    async def after_ack(self, command: dict[str, Any], respond: AsyncRespond) -> None:
+        """The slow part, run by Bolt once Slack has its answer."""
         slash = SlashCommand.model_validate(command)
-        environments = self._services.environments
         try:
-            parsed = parse_build_command(slash.text, environments)
+            parsed = parse_build_command(slash.text, self._services.environments)
         except UsageError:
             return  # already answered by acknowledge()
-        if not isinstance(parsed, StartBuildCommand):
-            return
-        environment = environments.environments[parsed.environment]
+        if isinstance(parsed, StartBuildCommand):
+            await self._start(slash, parsed, respond)
+        elif isinstance(parsed, CancelCommand):
+            await self._cancel(parsed, respond)
+
+    async def _recent(self, environment: str | None) -> dict[str, list[BuildRecord]]:
+        names = [environment] if environment else sorted(self._services.environments.environments)
+        limit = STATUS_LIMIT_ONE if environment else STATUS_LIMIT_EACH
+        store = self._services.store
+        return {name: await store.recent(BuildRecord, name, limit) for name in names}
+
+    async def _start(
+        self, slash: SlashCommand, parsed: StartBuildCommand, respond: AsyncRespond
+    ) -> None:
+        environment = self._services.environments.environments[parsed.environment]
         request = build_request(
             parsed.environment,
             environment,
@@ -88,11 +115,11 @@ class BuildCommand:
                     channel=environment.channel,
                     status=build.build_status,
                     current_phase=build.current_phase,
-                    started_at=build.start_time,
-                    revision=1,
                     console_url=build_console_url(build.arn, self._services.region),
                     created_at=now,
                     updated_at=now,
+                    started_at=build.start_time,
+                    revision=1,
                 )
             )
         except StoreConflictError:
@@ -101,7 +128,6 @@ class BuildCommand:
             if existing is not None:
                 await respond(text=build_already_started(existing))
             return
-
         try:
             await self._tracker.announce(record)
         except SlackPostError as exc:
@@ -109,7 +135,33 @@ class BuildCommand:
             return
         await respond(text=build_started_ephemeral(record))
 
+    async def _cancel(self, parsed: CancelCommand, respond: AsyncRespond) -> None:
+        candidates: list[BuildRecord] = []
+        for name in self._services.environments.environments:
+            candidates.extend(
+                await self._services.store.recent(BuildRecord, name, CANCEL_SEARCH_DEPTH)
+            )
+        found = matching_builds(candidates, parsed)
+        if not found:
+            raise UsageError(
+                f"I know no recent build `{parsed.target}`. `/build status` lists them."
+            )
+        if len(found) > 1:
+            listed = ", ".join(f"`{r.environment}`" for r in found)
+            raise UsageError(
+                f"Build #{parsed.target} exists in several environments ({listed}): "
+                f"say which, e.g. `/build cancel {found[0].environment} {parsed.target}`."
+            )
+        [record] = found
+        if record.status != "IN_PROGRESS":
+            await respond(text=build_already_finished(record))
+            return
+        build = await self._services.codebuild.stop_build(record.build_id)
+        await self._tracker.apply(build.to_update(self._services.clock()))
+        stopped = build.build_status != "IN_PROGRESS"
+        await respond(text=build_cancelled(record, stopped=stopped))
+
 
 def register(app: AsyncApp, services: Services, tracker: BuildTracker) -> None:
     command = BuildCommand(services, tracker)
-    app.command("/build")(ack=command.acknowledge, lazy=[reporting_errors(command.start)])
+    app.command("/build")(ack=command.acknowledge, lazy=[reporting_errors(command.after_ack)])

@@ -8,22 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import boto3
 import pytest
 
 from bot.records import BuildRecord, ParkedEvent
-from bot.server import RunningBot, running_bot
-from bot.services import load_services
+from bot.server import RunningBot
 from standins.codebuild import FakeCodeBuild
-from standins.moto_server import MotoServer
 from standins.pipeline import BuildPipeline
 from standins.slack_api import FakeSlack, SlackCall
 from standins.slack_requests import SlackAppClient
-from tests.conftest import REGION, REQUESTER, SIGNING_SECRET
+from tests.conftest import REGION, REQUESTER
 
 LOGS = Path(__file__).parent.parent / "fixtures" / "logs"
 
@@ -43,44 +39,6 @@ def read_log_fixture(name: str) -> tuple[dict[str, str], list[str]]:
 FAILING_LOGS = sorted(
     p.name for p in LOGS.glob("*.log") if read_log_fixture(p.name)[0]["expect"] != "unknown"
 )
-
-
-@pytest.fixture
-def queue_url(aws: MotoServer) -> str:
-    sqs = boto3.client("sqs", region_name=REGION)
-    response = sqs.create_queue(QueueName="shipbot-events", Attributes={"VisibilityTimeout": "1"})
-    return str(response["QueueUrl"])
-
-
-@pytest.fixture
-def pipeline(fake_codebuild: FakeCodeBuild, queue_url: str) -> BuildPipeline:
-    return BuildPipeline(
-        fake_codebuild,
-        logs_client=boto3.client("logs", region_name=REGION),
-        sqs_client=boto3.client("sqs", region_name=REGION),
-        queue_url=queue_url,
-    )
-
-
-@pytest.fixture
-async def events_bot(
-    bot_environ: dict[str, str], fake_codebuild: FakeCodeBuild, queue_url: str
-) -> AsyncIterator[RunningBot]:
-    environ = {
-        **bot_environ,
-        "SHIPBOT_EVENTS_QUEUE_URL": queue_url,
-        "SHIPBOT_QUEUE_WAIT_SECONDS": "1",
-        "SHIPBOT_POLL_SECONDS": "3600",  # events only: reconciliation is tested on its own
-        "SHIPBOT_STATUS_UPDATE_SECONDS": "0.3",
-    }
-    async with running_bot(load_services(environ)) as running:
-        yield running
-
-
-@pytest.fixture
-async def events_app(events_bot: RunningBot) -> AsyncIterator[SlackAppClient]:
-    async with aiohttp.ClientSession() as session:
-        yield SlackAppClient(session, f"{events_bot.url}/slack/events", SIGNING_SECRET)
 
 
 async def start_build(

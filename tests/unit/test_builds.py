@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from bot.builds import (
+    CancelCommand,
     HelpCommand,
     StartBuildCommand,
+    StatusCommand,
     build_console_url,
     build_request,
     check_ref,
     idempotency_token,
+    matching_builds,
     parse_build_command,
 )
 from bot.config import parse_environments
 from bot.errors import InvalidRefError, UnknownEnvironmentError, UsageError
+from bot.records import BuildRecord
 
 ENVIRONMENTS = parse_environments(
     """
@@ -156,3 +162,58 @@ def test_console_url_from_arn() -> None:
         "https://ap-northeast-2.console.aws.amazon.com/codesuite/codebuild/123456789012/"
         "projects/frontend-dev/build/frontend-dev%3A0a1b-2c3d/?region=ap-northeast-2"
     )
+
+
+def test_status_with_and_without_environment() -> None:
+    assert parse_build_command("status", ENVIRONMENTS) == StatusCommand(environment=None)
+    assert parse_build_command("status prod", ENVIRONMENTS) == StatusCommand(environment="prod")
+    with pytest.raises(UnknownEnvironmentError):
+        parse_build_command("status qa", ENVIRONMENTS)
+
+
+@pytest.mark.parametrize(
+    ("text", "environment", "target"),
+    [
+        ("cancel 42", None, "42"),
+        ("cancel dev 42", "dev", "42"),
+        ("cancel frontend-dev:0a1b-2c3d", None, "frontend-dev:0a1b-2c3d"),
+    ],
+)
+def test_cancel_targets(text: str, environment: str | None, target: str) -> None:
+    assert parse_build_command(text, ENVIRONMENTS) == CancelCommand(
+        environment=environment, target=target
+    )
+
+
+@pytest.mark.parametrize("text", ["cancel", "cancel a b c", "cancel $(id)", "cancel qa 4"])
+def test_bad_cancel(text: str) -> None:
+    with pytest.raises(UsageError):
+        parse_build_command(text, ENVIRONMENTS)
+
+
+def _record(build_id: str, number: int, environment: str = "dev") -> BuildRecord:
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    return BuildRecord(
+        build_id=build_id,
+        build_arn=f"arn:aws:codebuild:ap-northeast-2:123456789012:build/{build_id}",
+        build_number=number,
+        project=build_id.split(":")[0],
+        environment=environment,
+        source_version="main",
+        channel="C0DEV",
+        console_url="u",
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def test_matching_builds_by_number_id_uuid_and_arn() -> None:
+    dev = _record("frontend-dev:aaa", 7)
+    prod = _record("frontend-prod:bbb", 7, "prod")
+    both = [dev, prod]
+
+    assert matching_builds(both, CancelCommand(environment=None, target="7")) == both
+    assert matching_builds(both, CancelCommand(environment="prod", target="7")) == [prod]
+    assert matching_builds(both, CancelCommand(environment=None, target="bbb")) == [prod]
+    assert matching_builds(both, CancelCommand(environment=None, target=dev.build_arn)) == [dev]
+    assert matching_builds(both, CancelCommand(environment=None, target="8")) == []
