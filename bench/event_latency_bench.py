@@ -1,4 +1,4 @@
-"""Event → Slack latency: from an EventBridge event sent to SQS until its status update reaches Slack.
+"""Event → Slack latency: from a CodeBuild event sent to SQS until its status update reaches Slack.
 
 Run: python bench/event_latency_bench.py [--events 200]. Everything runs on loopback in this
 process: moto (SQS) in a thread, the fake Slack Web API and the CodeBuild stand-in on the
@@ -102,6 +102,11 @@ def summary(values: Sequence[float]) -> str:
     )
 
 
+def showing(index: int) -> Callable[[SlackCall], bool]:
+    """Matches a status message that shows PHASES[index], a later phase, or the final state."""
+    return lambda call: shown_phase(call) >= index
+
+
 def shown_phase(call: SlackCall) -> int:
     """How far a status message shows the build: index into PHASES, len(PHASES) when final."""
     text = call.all_text()
@@ -199,7 +204,7 @@ class Rig:
         event = self.pipeline.enter_phase(tracked.build_id, step, deliver=False)
         index = PHASES.index(step)
         t0 = await self.send(event)
-        update = await self.await_update(tracked, t0, lambda c: shown_phase(c) >= index)
+        update = await self.await_update(tracked, t0, showing(index))
         return Sample("phase", update.at - t0)
 
 
@@ -247,15 +252,14 @@ async def coalesced(rig: Rig, events: int, builds: int, gap: float) -> tuple[lis
     # The newest phase of each build is shown at last; every earlier one was shown by then.
     for build in tracked:
         last = max(index for b, index, _ in sent if b is build)
-        await rig.await_update(build, 0.0, lambda c, last=last: shown_phase(c) >= last)
+        await rig.await_update(build, 0.0, showing(last))
     await rig.settle()
     updates = [c for c in rig.slack.calls[first_update:] if c.method == "chat.update"]
     latencies = []
     for build, index, t0 in sent:
+        shows = showing(index)
         shown = next(
-            c for c in updates if c.params.get("ts") == build.ts and c.at >= t0 and (
-                shown_phase(c) >= index
-            )
+            c for c in updates if c.params.get("ts") == build.ts and c.at >= t0 and shows(c)
         )
         latencies.append(shown.at - t0)
     return latencies, len(updates)

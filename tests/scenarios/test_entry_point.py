@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -132,3 +133,53 @@ async def wait_for_health(
             pass
         await asyncio.sleep(0.1)
     raise AssertionError("the bot never became healthy")
+
+
+async def test_python_m_bot_explain_reads_stdin_and_prints_json() -> None:
+    log = (
+        "[Container] 2026/12/01 10:13:12.000001 Running command docker run --rm app\n"
+        "exec /usr/local/bin/docker-entrypoint.sh: exec format error\n"
+        "[Container] 2026/12/01 10:13:13.000001 Command did not exit successfully "
+        "docker run --rm app exit status 1\n"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "explain",
+        "-",
+        "--json",
+        cwd=ROOT,
+        env=base_environ(),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(log.encode()), 30)
+
+    assert process.returncode == 0, stderr.decode()
+    result = json.loads(stdout)
+    assert set(result) == {"category", "title", "hint", "excerpt", "line_numbers"}
+    assert result["category"] == "exec_format"
+    assert "exec /usr/local/bin/docker-entrypoint.sh: exec format error" in result["excerpt"]
+    assert 2 in result["line_numbers"]
+
+
+async def test_python_m_bot_explain_finds_nothing_in_a_clean_log(tmp_path: Path) -> None:
+    clean = tmp_path / "build.log"
+    clean.write_text("yarn install v4\nDone in 3.2s\nfound 0 vulnerabilities\n")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "explain",
+        str(clean),
+        "--json",
+        cwd=ROOT,
+        env=base_environ(),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    stdout, _ = await asyncio.wait_for(process.communicate(), 30)
+
+    assert process.returncode == 0
+    assert json.loads(stdout)["category"] == "unknown"

@@ -154,3 +154,28 @@ def test_record_for_a_build_started_elsewhere() -> None:
     assert record.initiator == "GitHub-Hookshot/7d2b1f0"
     assert record.status == "IN_PROGRESS"
     assert record.revision == 1
+
+
+async def test_the_stand_ins_events_have_the_real_events_shape() -> None:
+    from standins.codebuild import FakeCodeBuild
+
+    codebuild = FakeCodeBuild()
+    codebuild.add_project("frontend-dev")
+    build = codebuild.start_external_build("frontend-dev")
+    codebuild.advance(build["id"], "PRE_BUILD")
+    codebuild.advance(build["id"], "BUILD")
+    codebuild.set_logs(build["id"], "/aws/codebuild/frontend-dev", "s")
+    phase_event = codebuild.phase_change_event(build["id"])
+    codebuild.finish(build["id"], "FAILED", context=("COMMAND_EXECUTION_ERROR", "exit status 1"))
+    state_event = codebuild.state_change_event(build["id"])
+
+    real_state = json.loads(fixture("build_state_failed.json"))
+    real_phase = json.loads(fixture("build_phase_change.json"))
+    assert set(state_event) == set(real_state)
+    assert set(state_event["detail"]) == set(real_state["detail"])
+    assert set(state_event["detail"]["additional-information"]) == set(
+        real_state["detail"]["additional-information"]
+    )
+    assert set(phase_event["detail"]) == set(real_phase["detail"])
+    assert parse_event(json.dumps(state_event)).failed_phase == "BUILD"
+    assert parse_event(json.dumps(phase_event)).phase == "BUILD"
