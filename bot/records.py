@@ -45,6 +45,9 @@ class BuildRecord(StoredRecord):
     initiator: str | None = None  # CodeBuild's initiator otherwise (webhook, console…)
     channel: str
     message_ts: str | None = None
+    # Whoever creates the record posts its message; a failed post gives the claim back so a
+    # later update can try again.
+    message_claimed: bool = True
     status: str = "IN_PROGRESS"
     current_phase: str | None = None
     console_url: str

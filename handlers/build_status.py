@@ -71,13 +71,36 @@ class BuildTracker:
             update.build_id,
             lambda current: apply_update(current, update, now),
         )
+        await self._ensure_message(update.build_id)
         if changed is not None:
             await self._after_change(changed[1], update)
 
+    async def _ensure_message(self, build_id: str) -> None:
+        """Post the message an earlier attempt failed to post (Slack was down, say)."""
+
+        def claim(current: BuildRecord) -> BuildRecord | None:
+            if current.message_ts is not None or current.message_claimed:
+                return None
+            return current.model_copy(update={"message_claimed": True})
+
+        claimed = await mutate(self._services.store, BuildRecord, build_id, claim)
+        if claimed is not None:
+            await self.announce(claimed[1])
+
     async def announce(self, record: BuildRecord) -> PostedMessage:
-        """Post the build's message (whoever created the record does this, once)."""
+        """Post the build's message (whoever holds the record's message claim does this)."""
         text, blocks = build_announced_message(record)
-        posted = await self._services.chat.post(record.channel, text, blocks)
+        try:
+            posted = await self._services.chat.post(record.channel, text, blocks)
+        except SlackPostError:
+
+            def release(current: BuildRecord) -> BuildRecord | None:
+                if current.message_ts is not None:
+                    return None
+                return current.model_copy(update={"message_claimed": False})
+
+            await mutate(self._services.store, BuildRecord, record.build_id, release)
+            raise
         self._last_render[record.build_id] = time.monotonic()
 
         def remember(current: BuildRecord) -> BuildRecord:

@@ -15,6 +15,7 @@ from bot.records import BuildRecord, ParkedEvent
 from bot.services import Services
 from handlers.build_status import BuildTracker
 from integrations.queue import EventQueue, QueueMessage
+from integrations.slack import SlackPostError
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,12 @@ class EventConsumer:
             return _Handled(delete=True, parked=True)
         try:
             await self._tracker.apply(update)
+        except SlackPostError as exc:
+            if exc.permanent:
+                # Retrying cannot help until someone fixes the channel; the event is done.
+                log.warning("build %s: %s", update.build_id, exc.user_message)
+                return _Handled(delete=True)
+            return await self._failed(message, exc.user_message)
         except (ShipbotError, StoreConflictError) as exc:
             return await self._failed(message, str(exc))
         except Exception as exc:  # logged with its traceback, retried, then parked

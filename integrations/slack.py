@@ -18,8 +18,18 @@ from bot.errors import ShipbotError
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 
 
+# Errors that retrying will not fix: someone has to invite the bot or fix the channel id.
+PERMANENT_POST_ERRORS = frozenset(
+    {"not_in_channel", "channel_not_found", "is_archived", "restricted_action", "invalid_blocks"}
+)
+
+
 class SlackPostError(ShipbotError):
     """Slack refused a message; `code` is Slack's error string (e.g. `not_in_channel`)."""
+
+    @property
+    def permanent(self) -> bool:
+        return self.code in PERMANENT_POST_ERRORS
 
     def __init__(self, code: str, channel: str) -> None:
         reasons = {

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 import boto3
@@ -17,6 +19,8 @@ from standins.moto_server import MotoServer
 from standins.pipeline import BuildPipeline
 from standins.slack_api import FakeSlack
 from standins.slack_requests import SlackAppClient
+
+T = TypeVar("T")
 
 REGION = "ap-northeast-2"
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
@@ -167,3 +171,17 @@ async def events_bot(
 async def events_app(events_bot: RunningBot) -> AsyncIterator[SlackAppClient]:
     async with aiohttp.ClientSession() as session:
         yield SlackAppClient(session, f"{events_bot.url}/slack/events", SIGNING_SECRET)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T | None]], *, timeout: float = 5.0, every: float = 0.05
+) -> T:
+    """Wait, bounded, until `check` returns something truthy (the bot works in the background)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(every)

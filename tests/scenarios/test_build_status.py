@@ -19,7 +19,7 @@ from standins.codebuild import FakeCodeBuild
 from standins.pipeline import BuildPipeline
 from standins.slack_api import FakeSlack, SlackCall
 from standins.slack_requests import SlackAppClient
-from tests.conftest import REGION, REQUESTER
+from tests.conftest import REGION, REQUESTER, eventually
 
 LOGS = Path(__file__).parent.parent / "fixtures" / "logs"
 
@@ -234,11 +234,7 @@ async def test_unreadable_event_is_parked_not_retried(
     pipeline.deliver(fake_codebuild.state_change_event(build["id"]))
 
     await fake_slack.wait_for("chat.postMessage")  # the good event after it still gets through
-    for _ in range(50):
-        parked = await events_bot.services.store.recent(ParkedEvent, "parked", 10)
-        if parked:
-            break
-        await asyncio.sleep(0.1)
+    parked = await eventually(lambda: events_bot.services.store.recent(ParkedEvent, "parked", 10))
     assert len(parked) == 1
     assert parked[0].body == "{not an event"
     assert "unreadable" in parked[0].reason
@@ -271,3 +267,78 @@ async def test_a_burst_of_phase_events_is_coalesced(
     updates = fake_slack.calls_to("chat.update")
     assert len(updates) <= 4, [u.all_text()[:60] for u in updates]
     assert "*build* :hourglass" in updates[-1].all_text()
+
+
+async def test_a_failure_nothing_recognises_is_still_explained_as_unknown(
+    events_app: SlackAppClient,
+    fake_slack: FakeSlack,
+    fake_codebuild: FakeCodeBuild,
+    pipeline: BuildPipeline,
+) -> None:
+    build_id, _ = await start_build(events_app, fake_slack, fake_codebuild)
+    pipeline.write_log(
+        build_id,
+        [
+            "[Container] 2026/12/01 10:13:12.000001 Running command ./scripts/release.sh",
+            "release: nothing to do for target 'frontend'",
+            "[Container] 2026/12/01 10:13:13.000001 Command did not exit successfully "
+            "./scripts/release.sh exit status 2",
+        ],
+    )
+    pipeline.finish(
+        build_id,
+        "FAILED",
+        failed_phase="POST_BUILD",
+        context=("COMMAND_EXECUTION_ERROR", "Error while executing command: ./scripts/release.sh"),
+    )
+
+    reply = await fake_slack.wait_for("chat.postMessage", lambda c: bool(c.params.get("thread_ts")))
+    shown = reply.all_text()
+    assert "(`unknown`)" in shown
+    assert "nothing to do for target" in shown  # the last lines, for a person to read
+    assert "Failed phase: *post_build*" in shown
+
+
+async def test_slack_failing_once_is_retried_through_the_queue(
+    events_bot: RunningBot,
+    fake_slack: FakeSlack,
+    fake_codebuild: FakeCodeBuild,
+    pipeline: BuildPipeline,
+) -> None:
+    fake_slack.fail_next("chat.postMessage", "fatal_error")
+    build = fake_codebuild.start_external_build("frontend-dev")
+    pipeline.deliver(fake_codebuild.state_change_event(build["id"]))
+
+    posted = await fake_slack.wait_for("chat.postMessage", count=2, timeout=10)
+
+    assert posted.result["ok"] is True
+
+    async def recorded() -> BuildRecord | None:
+        record = await events_bot.services.store.get(BuildRecord, build["id"])
+        return record if record is not None and record.message_ts else None
+
+    assert (await eventually(recorded)).message_ts == posted.result["ts"]
+    assert await events_bot.services.store.recent(ParkedEvent, "parked", 10) == []
+
+
+async def test_an_event_that_keeps_failing_is_parked_after_five_deliveries(
+    events_bot: RunningBot,
+    fake_slack: FakeSlack,
+    fake_codebuild: FakeCodeBuild,
+    pipeline: BuildPipeline,
+    queue_url: str,
+) -> None:
+    fake_slack.fail_next("chat.postMessage", "fatal_error", times=20)
+    build = fake_codebuild.start_external_build("frontend-dev")
+    pipeline.deliver(fake_codebuild.state_change_event(build["id"]))
+
+    await fake_slack.wait_for("chat.postMessage", count=5, timeout=20)
+    parked = await eventually(
+        lambda: events_bot.services.store.recent(ParkedEvent, "parked", 10), timeout=10
+    )
+
+    assert len(parked) == 1
+    assert "failed 5 times" in parked[0].reason
+    attempts = len(fake_slack.calls_to("chat.postMessage"))
+    await asyncio.sleep(2.5)  # past the visibility timeout: a parked event does not come back
+    assert len(fake_slack.calls_to("chat.postMessage")) == attempts
