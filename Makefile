@@ -42,6 +42,7 @@ test: lint typecheck unit
 
 bench: $(DEV_DEPS)
 	$(BIN)/python bench/classify_bench.py --size-mb 200
+	$(BIN)/python bench/event_latency_bench.py --events 200
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

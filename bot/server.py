@@ -110,6 +110,7 @@ async def running_bot(services: Services) -> AsyncIterator[RunningBot]:
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
+        await tracker.aclose()
         if socket_mode is not None:
             await socket_mode.close_async()  # type: ignore[no-untyped-call]
         await runner.cleanup()

@@ -61,8 +61,9 @@ class BuildTracker:
             except StoreConflictError:
                 pass  # someone created it meanwhile: fold our update in like any other
             else:
-                await self.announce(created)
-                await self._after_change(created, update)
+                await self.announce(created)  # shows this state already: no render needed
+                if created.status in FAILED_STATUSES:
+                    await self._explain(created.build_id, update)
                 return
 
         changed = await mutate(
@@ -74,6 +75,8 @@ class BuildTracker:
         await self._ensure_message(update.build_id)
         if changed is not None:
             await self._after_change(changed[1], update)
+        elif existing is not None:
+            await self._retry_explanation(existing, update)
 
     async def _ensure_message(self, build_id: str) -> None:
         """Post the message an earlier attempt failed to post (Slack was down, say)."""
@@ -126,6 +129,11 @@ class BuildTracker:
         if final and record.status in FAILED_STATUSES:
             await self._explain(record.build_id, update)
 
+    async def _retry_explanation(self, record: BuildRecord, update: BuildUpdate) -> None:
+        """A failed build whose explanation was never posted gets another try."""
+        if record.status in FAILED_STATUSES and not record.explanation_claimed:
+            await self._explain(record.build_id, update)
+
     async def _request_render(self, build_id: str, *, immediate: bool) -> None:
         """Render now, or once per interval for bursts; the final state is never delayed."""
         pending = self._pending.get(build_id)
@@ -171,6 +179,14 @@ class BuildTracker:
             if record.status != "IN_PROGRESS":
                 self._forget(build_id)
 
+    async def aclose(self) -> None:
+        """Cancel the renders still waiting for their interval (the bot is stopping)."""
+        pending = list(self._pending.values())
+        self._pending.clear()
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
     def _forget(self, build_id: str) -> None:
         self._last_render.pop(build_id, None)
         lock = self._render_locks.get(build_id)
@@ -190,7 +206,20 @@ class BuildTracker:
         claimed = await mutate(self._services.store, BuildRecord, build_id, claim)
         if claimed is None:
             return
-        record = claimed[1]
+        try:
+            await self._post_explanation(claimed[1], update)
+        except BaseException:
+            # Give the claim back so a redelivered event (or the next poll) can try again.
+            def release(current: BuildRecord) -> BuildRecord | None:
+                if current.explanation_ts is not None:
+                    return None
+                return current.model_copy(update={"explanation_claimed": False})
+
+            await asyncio.shield(mutate(self._services.store, BuildRecord, build_id, release))
+            raise
+
+    async def _post_explanation(self, record: BuildRecord, update: BuildUpdate) -> None:
+        build_id = record.build_id
         lines, log_note = await self._read_log(record)
         finding = classify(
             lines, phase_context=record.failed_phase_context, build_status=record.status

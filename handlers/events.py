@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 # A message that failed this many deliveries is parked instead of looping forever.
 MAX_RECEIVES = 5
+MAX_IN_FLIGHT = 20
 # Builds we never heard of are announced only if they started this recently, so a first start
 # (or a long outage) does not flood the channels with old builds.
 UNKNOWN_BUILD_LOOKBACK = timedelta(minutes=30)
@@ -41,15 +42,34 @@ class EventConsumer:
         self._tracker = tracker
 
     async def run_forever(self) -> None:
+        """Keep receiving while earlier events are handled, at most MAX_IN_FLIGHT at once, so
+        one slow event (a long log, a Slack 429) does not hold up the others."""
         log.info("reading CodeBuild events from %s", self._queue.url)
-        while True:
-            try:
-                messages = await self._queue.receive()
-            except AwsError as exc:
-                log.error("cannot receive events: %s", exc.user_message)
-                await asyncio.sleep(_RETRY_AFTER_ERROR_SECONDS)
-                continue
-            await asyncio.gather(*(self.handle(message) for message in messages))
+        slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        in_flight: set[asyncio.Task[None]] = set()
+
+        def done(task: asyncio.Task[None]) -> None:
+            in_flight.discard(task)
+            slots.release()
+
+        try:
+            while True:
+                try:
+                    messages = await self._queue.receive()
+                except AwsError as exc:
+                    log.error("cannot receive events: %s", exc.user_message)
+                    await asyncio.sleep(_RETRY_AFTER_ERROR_SECONDS)
+                    continue
+                for message in messages:
+                    await slots.acquire()
+                    task = asyncio.create_task(self.handle(message))
+                    in_flight.add(task)
+                    task.add_done_callback(done)
+        finally:
+            # Unfinished events were not deleted: SQS delivers them again after a restart.
+            for task in list(in_flight):
+                task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
 
     async def handle(self, message: QueueMessage) -> None:
         outcome = await self._handle(message)
