@@ -28,6 +28,7 @@ import boto3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bot.events import PHASE_ORDER
 from bot.server import running_bot
 from bot.services import load_services
 from standins.codebuild import FakeCodeBuild
@@ -47,16 +48,7 @@ STATUS_UPDATE_SECONDS = 1.0
 # Slack answers, a few milliseconds after the call arrives).
 COALESCE_MARGIN_SECONDS = 0.2
 # Every phase the status line shows after QUEUED, in CodeBuild's order.
-PHASES = (
-    "PROVISIONING",
-    "DOWNLOAD_SOURCE",
-    "INSTALL",
-    "PRE_BUILD",
-    "BUILD",
-    "POST_BUILD",
-    "UPLOAD_ARTIFACTS",
-    "FINALIZING",
-)
+PHASES = PHASE_ORDER[2:-1]
 # Scenario 1's build lifecycle: start (a new message), three phase events, the final state.
 LIFECYCLE = ("PROVISIONING", "INSTALL", "BUILD", "SUCCEEDED")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.config import EnvironmentsFile
+from bot.events import PHASE_ORDER
 from bot.records import BuildRecord
 
 Blocks = list[dict[str, Any]]
@@ -108,18 +109,8 @@ _STATUS_LABELS = {
     "STOPPED": (":octagonal_sign:", "stopped"),
 }
 
-# Phases shown in the progress line, in CodeBuild's order.
-_SHOWN_PHASES = (
-    "QUEUED",
-    "PROVISIONING",
-    "DOWNLOAD_SOURCE",
-    "INSTALL",
-    "PRE_BUILD",
-    "BUILD",
-    "POST_BUILD",
-    "UPLOAD_ARTIFACTS",
-    "FINALIZING",
-)
+# Phases shown in the progress line, in CodeBuild's order (not SUBMITTED or COMPLETED).
+_SHOWN_PHASES = PHASE_ORDER[1:-1]
 
 
 def status_label(status: str) -> tuple[str, str]:
