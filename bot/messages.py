@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from bot.approvals import APPROVE_ACTION, REJECT_ACTION
 from bot.config import EnvironmentsFile
 from bot.events import PHASE_ORDER
-from bot.records import BuildRecord
+from bot.records import BuildRecord, DeployRequest
 
 Blocks = list[dict[str, Any]]
 Message = tuple[str, Blocks]
@@ -276,3 +278,172 @@ def build_already_finished(record: BuildRecord) -> str:
     number = f" #{record.build_number}" if record.build_number is not None else ""
     _, label = status_label(record.status)
     return f"Build{number} of `{escape(record.project)}` already {label}; nothing to stop."
+
+
+# -- deploys --------------------------------------------------------------------------------
+
+_ARCH_MARK = {"match": ":white_check_mark:", "mismatch": ":x:", "unknown": ":grey_question:"}
+_RESULT_MARK = {
+    "Pending": ":hourglass:",
+    "InProgress": ":hourglass_flowing_sand:",
+    "Delayed": ":hourglass:",
+    "Success": ":white_check_mark:",
+    "Failed": ":x:",
+    "TimedOut": ":alarm_clock:",
+    "ExecutionTimedOut": ":alarm_clock:",
+    "DeliveryTimedOut": ":electric_plug:",
+    "Undeliverable": ":electric_plug:",
+    "Terminated": ":octagonal_sign:",
+    "Cancelled": ":octagonal_sign:",
+    "Cancelling": ":octagonal_sign:",
+}
+
+
+def _slack_date(moment: datetime) -> str:
+    """A date Slack shows in each reader's own time zone."""
+    epoch = int(moment.timestamp())
+    return f"<!date^{epoch}^{{date_short_pretty}} {{time}}|{moment:%Y-%m-%d %H:%M} UTC>"
+
+
+def _principal(principal: str) -> str:
+    return f"<!subteam^{principal}>" if principal.startswith("S") else f"<@{principal}>"
+
+
+def _deploy_summary(request: DeployRequest) -> list[str]:
+    tag = f"`{escape(request.tag)}`" if request.tag else "_(no tag)_"
+    lines = [
+        f"*Image:* `{escape(request.repository)}` {tag} — digest `{request.short_digest}`",
+    ]
+    origin = []
+    if request.build_number is not None:
+        origin.append(f"build #{request.build_number}")
+    if request.commit:
+        origin.append(f"commit `{escape(request.commit[:12])}`")
+    if origin:
+        lines.append("*From:* " + ", ".join(origin))
+    if request.instances:
+        shown = ", ".join(
+            f"{escape(i.name or i.instance_id)} (`{i.instance_id}`, {i.architecture}"
+            + (f", SSM {i.ssm_ping}" if i.ssm_ping and i.ssm_ping != "Online" else "")
+            + ")"
+            for i in request.instances[:10]
+        )
+        more = f" and {len(request.instances) - 10} more" if len(request.instances) > 10 else ""
+        lines.append(f"*Targets:* {len(request.instances)} instance(s): {shown}{more}")
+    else:
+        lines.append("*Targets:* none found")
+    mark = _ARCH_MARK[request.architecture_verdict]
+    lines.append(f"*Architecture:* {mark} {escape(request.architecture_detail)}")
+    if request.requested_by:
+        lines.append(f"*Requested by:* <@{request.requested_by}>")
+    return lines
+
+
+def deploy_request_message(request: DeployRequest) -> Message:
+    """The deploy request: what would go where, who must approve, and its buttons or outcome."""
+    head = f":rocket: *Deploy `{escape(request.repository)}` to `{request.environment}`*" + (
+        " (redeploy / rollback)" if request.origin == "redeploy" else ""
+    )
+    lines = _deploy_summary(request)
+    who = ", ".join(_principal(p) for p in request.approvers)
+    blocks: Blocks = [_section(head), _section("\n".join(lines))]
+    if request.status == "pending":
+        approved = ", ".join(f"<@{a.user}>" for a in request.approvals) or "nobody yet"
+        self_note = "" if request.allow_self_approval else " (not the requester)"
+        blocks.append(
+            _section(
+                f"*Needs:* {request.required_approvals} approval(s) from {who}{self_note}. "
+                f"Approved by: {approved}.\n*Expires:* {_slack_date(request.expires_at)}"
+            )
+        )
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"deploy:{request.request_id}",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": APPROVE_ACTION,
+                        "text": {"type": "plain_text", "text": "Approve"},
+                        "style": "primary",
+                        "value": request.request_id,
+                    },
+                    {
+                        "type": "button",
+                        "action_id": REJECT_ACTION,
+                        "text": {"type": "plain_text", "text": "Reject"},
+                        "style": "danger",
+                        "value": request.request_id,
+                    },
+                ],
+            }
+        )
+    else:
+        blocks.append(_context(deploy_outcome(request)))
+    text = f"Deploy {request.repository}@{request.short_digest} to {request.environment}: " + (
+        "waiting for approval" if request.status == "pending" else request.status
+    )
+    return text, blocks
+
+
+def deploy_outcome(request: DeployRequest) -> str:
+    """The line that replaces the buttons once the request is decided."""
+    when = f" at {_slack_date(request.decided_at)}" if request.decided_at else ""
+    approvers = ", ".join(f"<@{a.user}>" for a in request.approvals)
+    status = request.status
+    if status == "blocked":
+        return ":no_entry: Cannot be deployed: " + "; ".join(escape(b) for b in request.blockers)
+    if status == "rejected":
+        return f":no_entry_sign: Rejected by <@{request.decided_by}>{when}."
+    if status == "expired":
+        return f":hourglass: Expired{when} without enough approvals."
+    if status == "superseded":
+        return ":arrows_counterclockwise: Superseded by a newer deploy request."
+    if status in ("approved", "deploying"):
+        return f":white_check_mark: Approved by {approvers}{when}; deploying…"
+    if status == "succeeded":
+        return f":white_check_mark: Approved by {approvers}{when}; deployed."
+    reason = f" ({escape(request.failure)})" if request.failure else ""
+    return f":x: Approved by {approvers}{when}; the deployment failed{reason}."
+
+
+def deploy_results_message(request: DeployRequest) -> Message:
+    """Per-instance progress of a deployment, one message updated in place."""
+    lines = [f"*Deploying* `{escape(request.repository)}@{request.short_digest}`:"]
+    if request.failure and not request.results:
+        lines.append(f":x: {escape(request.failure)}")
+    for result in request.results:
+        mark = _RESULT_MARK.get(result.status, ":grey_question:")
+        name = escape(result.name or result.instance_id)
+        detail = f" — {escape(result.detail)}" if result.detail else ""
+        cause = (
+            f" — *{escape(result.cause_title or result.cause)}* (`{result.cause}`)"
+            if result.cause
+            else ""
+        )
+        lines.append(f"{mark} {name} (`{result.instance_id}`): {result.status}{detail}{cause}")
+    blocks: Blocks = [*_sections(lines)]
+    for result in request.results:
+        if result.stderr_tail:
+            blocks.append(
+                _section(f"`{result.instance_id}` stderr:\n" + code_block(result.stderr_tail, 1500))
+            )
+    done = sum(r.status == "Success" for r in request.results)
+    text = f"Deploy to {request.environment}: {done}/{len(request.results)} instance(s) done"
+    return text, blocks[:50]
+
+
+def deploy_history_message(environment: str, requests: list[DeployRequest]) -> Message:
+    lines = [f"*Deploys to `{environment}`* (newest first)"]
+    if not requests:
+        lines.append("_none yet_")
+    for request in requests:
+        approvers = ", ".join(f"<@{a.user}>" for a in request.approvals) or "—"
+        by = f"<@{request.requested_by}>" if request.requested_by else "—"
+        tag = f" `{escape(request.tag)}`" if request.tag else ""
+        lines.append(
+            f"• {_slack_date(request.created_at)} `{escape(request.repository)}`{tag} "
+            f"`{request.short_digest}` — {request.status}; requested by {by}; "
+            f"approved by {approvers}"
+        )
+    return "\n".join(lines), _sections(lines)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -62,6 +62,8 @@ class BuildRecord(StoredRecord):
     # Set once, by whoever wins the conditional write, so one explanation is posted.
     explanation_claimed: bool = False
     explanation_ts: str | None = None
+    # Set once a successful build's deploy request was handled (posted, or "no image" said).
+    deploy_claimed: bool = False
     # How many state changes the channel message has not shown yet (0: it is current).
     rendered_revision: int = 0
     revision: int = 0
@@ -91,3 +93,108 @@ class ParkedEvent(StoredRecord):
     @property
     def partition(self) -> str:
         return "parked"
+
+
+class Approval(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    user: str
+    at: datetime
+
+
+class TargetInstance(BaseModel):
+    """An EC2 instance a deploy would reach, as seen when the request was made."""
+
+    model_config = ConfigDict(frozen=True)
+
+    instance_id: str
+    name: str | None = None
+    architecture: str
+    state: str
+    ssm_ping: str | None = None  # Online, ConnectionLost, Inactive; None: not managed by SSM
+
+
+class InstanceResult(BaseModel):
+    """One instance's part of a deployment, as SSM reports it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    instance_id: str
+    name: str | None = None
+    status: str  # SSM's: Pending, InProgress, Success, Failed, TimedOut, Undeliverable…
+    detail: str | None = None
+    stderr_tail: list[str] = []
+    cause: str | None = None  # failure category, e.g. exec_format
+    cause_title: str | None = None
+
+
+DeployStatus = Literal[
+    "pending",  # waiting for approvals
+    "blocked",  # cannot be approved (architecture mismatch, no instances…)
+    "approved",  # approvals complete; the deployment is being sent
+    "deploying",  # SSM command sent
+    "succeeded",
+    "failed",
+    "rejected",
+    "expired",
+    "superseded",
+]
+OPEN_STATUSES = frozenset({"pending"})
+FINISHED_DEPLOY_STATUSES = frozenset(
+    {"succeeded", "failed", "rejected", "expired", "superseded", "blocked"}
+)
+
+
+class DeployRequest(StoredRecord):
+    """A request to deploy one exact image to one environment, and what became of it."""
+
+    KIND: ClassVar[str] = "deploy"
+
+    request_id: str
+    environment: str
+    origin: Literal["build", "redeploy"]
+    repository: str
+    registry_uri: str  # <account>.dkr.ecr.<region>.amazonaws.com/<repository>
+    tag: str | None = None
+    digest: str
+    commit: str | None = None
+    build_id: str | None = None
+    build_number: int | None = None
+    requested_by: str | None = None  # Slack user id (build requester or /deploy user)
+    instances: list[TargetInstance] = []
+    architecture_verdict: Literal["match", "mismatch", "unknown"] = "unknown"
+    architecture_detail: str = ""
+    blockers: list[str] = []  # why it cannot be approved; empty when it can
+    required_approvals: int
+    approvers: list[str]  # as configured: user ids and user-group ids
+    allow_self_approval: bool = False
+    approvals: list[Approval] = []
+    status: DeployStatus = "pending"
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    superseded_by: str | None = None
+    expires_at: datetime
+    channel: str
+    message_ts: str | None = None
+    command_id: str | None = None
+    command_sent_at: datetime | None = None
+    results: list[InstanceResult] = []
+    results_ts: str | None = None
+    finished_at: datetime | None = None
+    failure: str | None = None  # why the deployment could not be sent
+
+    @property
+    def key(self) -> str:
+        return self.request_id
+
+    @property
+    def partition(self) -> str:
+        return self.environment
+
+    @property
+    def short_digest(self) -> str:
+        return self.digest.removeprefix("sha256:")[:12]
+
+    @property
+    def image_ref(self) -> str:
+        return f"{self.registry_uri}@{self.digest}"

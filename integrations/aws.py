@@ -53,10 +53,17 @@ _NOT_FOUND_SUFFIXES = ("NotFoundException", "NotFound", ".NotFound")
 _INVALID = {"InvalidInputException", "ValidationException", "InvalidParameterException"}
 
 
-def make_client(service: str, region: str | None) -> Any:
+# For calls that change state without an idempotency token (SSM SendCommand): one attempt, so a
+# timed-out request is never sent twice.
+SINGLE_ATTEMPT_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=30
+)
+
+
+def make_client(service: str, region: str | None, *, retries: bool = True) -> Any:
     """A boto3 client; endpoints come from AWS_ENDPOINT_URL[_<SERVICE>] as boto3 reads them."""
     session = boto3.session.Session(region_name=region)
-    return session.client(service, config=BOTOCORE_CONFIG)
+    return session.client(service, config=BOTOCORE_CONFIG if retries else SINGLE_ATTEMPT_CONFIG)
 
 
 def map_client_error(exc: Exception, what: str) -> AwsError:
@@ -84,16 +91,15 @@ def map_client_error(exc: Exception, what: str) -> AwsError:
     raise TypeError(f"not an AWS error: {type(exc).__name__}")
 
 
-def aws_call(what: str) -> Callable[[Callable[P, T]], Callable[P, Awaitable[T]]]:
-    """Run a blocking boto3 call in a thread, retry throttling, and map errors to ours."""
+def aws_call(
+    what: str, *, idempotent: bool = True
+) -> Callable[[Callable[P, T]], Callable[P, Awaitable[T]]]:
+    """Run a blocking boto3 call in a thread, retry throttling, and map errors to ours.
+
+    `idempotent=False` (a state change AWS cannot de-duplicate) is never retried.
+    """
 
     def decorate(func: Callable[P, T]) -> Callable[P, Awaitable[T]]:
-        @retry(
-            retry=retry_if_exception_type((AwsThrottledError, AwsUnavailableError)),
-            wait=wait_random_exponential(multiplier=0.5, max=8),
-            stop=stop_after_attempt(3),
-            reraise=True,
-        )
         @functools.wraps(func)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
             try:
@@ -101,6 +107,14 @@ def aws_call(what: str) -> Callable[[Callable[P, T]], Callable[P, Awaitable[T]]]
             except (ClientError, BotoCoreError) as exc:
                 raise map_client_error(exc, what) from exc
 
-        return wrapper
+        if not idempotent:
+            return wrapper
+        retrying: Callable[P, Awaitable[T]] = retry(
+            retry=retry_if_exception_type((AwsThrottledError, AwsUnavailableError)),
+            wait=wait_random_exponential(multiplier=0.5, max=8),
+            stop=stop_after_attempt(3),
+            reraise=True,
+        )(wrapper)
+        return retrying
 
     return decorate

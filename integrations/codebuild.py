@@ -63,6 +63,14 @@ class BuildInfo(BaseModel):
     phases: list[BuildPhase] = Field(default_factory=list)
     logs: BuildLogs | None = None
     environment: BuildEnvironment = Field(default_factory=BuildEnvironment)
+    exported_environment_variables: list[BuildEnvironmentVariable] = Field(
+        default_factory=list, alias="exportedEnvironmentVariables"
+    )
+
+    @property
+    def exported(self) -> dict[str, str]:
+        """Variables the buildspec exported (`env.exported-variables`), e.g. IMAGE_TAG."""
+        return {v.name: v.value for v in self.exported_environment_variables}
 
     def to_update(self, now: datetime) -> BuildUpdate:
         """The same view of a build as an EventBridge event gives, for the status tracker."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -87,7 +90,62 @@ class SlackChat:
         except SlackApiError as exc:
             raise SlackPostError(str(exc.response.get("error", "unknown")), channel) from exc
 
+    async def post_ephemeral(self, channel: str, user: str, text: str) -> None:
+        try:
+            await self._client.chat_postEphemeral(channel=channel, user=user, text=text)
+        except SlackApiError as exc:
+            raise SlackPostError(str(exc.response.get("error", "unknown")), channel) from exc
+
     async def bot_identity(self) -> str:
         """The bot's user id; raises SlackApiError for a bad token (checked at start-up)."""
         response = await self._client.auth_test()
         return str(response.get("user_id", ""))
+
+
+class SlackDirectory:
+    """Who is in a Slack user group, cached briefly (usergroups.users.list is Tier 2)."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        *,
+        ttl_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._cache: dict[str, tuple[float, frozenset[str]]] = {}
+        self._lock = asyncio.Lock()
+
+    async def group_members(self, group_id: str) -> frozenset[str]:
+        now = self._clock()
+        cached = self._cache.get(group_id)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        async with self._lock:
+            cached = self._cache.get(group_id)
+            if cached is not None and self._clock() - cached[0] < self._ttl:
+                return cached[1]
+            try:
+                response = await self._client.usergroups_users_list(usergroup=group_id)
+            except SlackApiError as exc:
+                code = str(exc.response.get("error", "unknown"))
+                raise SlackLookupError(
+                    f"I could not read the members of user group <!subteam^{group_id}> ({code})."
+                ) from exc
+            users: list[Any] = list(response.get("users", []))
+            members = frozenset(str(user) for user in users)
+            self._cache[group_id] = (self._clock(), members)
+            return members
+
+    async def expand(self, principals: list[str]) -> frozenset[str]:
+        """User ids as they are; user-group ids (S…) become their members."""
+        users = {p for p in principals if not p.startswith("S")}
+        for group in (p for p in principals if p.startswith("S")):
+            users |= await self.group_members(group)
+        return frozenset(users)
+
+
+class SlackLookupError(ShipbotError):
+    """Slack would not tell us something we need (e.g. a user group's members)."""

@@ -123,9 +123,21 @@ class FakeCodeBuild(LoopbackServer):
         *,
         failed_phase: str | None = None,
         context: tuple[str, str] | None = None,
+        exported: dict[str, str] | None = None,
+        commit: str | None = None,
     ) -> dict[str, Any]:
-        """End the build; a failed one fails in `failed_phase` with CodeBuild's (code, message)."""
+        """End the build; a failed one fails in `failed_phase` with CodeBuild's (code, message).
+
+        `exported` are the buildspec's exported variables (e.g. IMAGE_TAG); `commit` the
+        resolved source version.
+        """
         build = self.builds[build_id]
+        if exported:
+            build["exportedEnvironmentVariables"] = [
+                {"name": name, "value": value} for name, value in exported.items()
+            ]
+        if commit:
+            build["resolvedSourceVersion"] = commit
         now = time.time()
         current = build["phases"][-1]
         if failed_phase is not None and current["phaseType"] != failed_phase:

@@ -71,10 +71,19 @@ class BuildPipeline:
         *,
         failed_phase: str | None = None,
         context: tuple[str, str] | None = None,
+        exported: dict[str, str] | None = None,
+        commit: str | None = None,
         deliver: bool = True,
     ) -> dict[str, Any]:
         """End the build and deliver its final state change event."""
-        self.codebuild.finish(build_id, status, failed_phase=failed_phase, context=context)
+        self.codebuild.finish(
+            build_id,
+            status,
+            failed_phase=failed_phase,
+            context=context,
+            exported=exported,
+            commit=commit,
+        )
         event = self.codebuild.state_change_event(build_id)
         if deliver:
             self.deliver(event)
