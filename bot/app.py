@@ -7,11 +7,12 @@ import logging
 from slack_bolt.async_app import AsyncApp
 
 from bot.services import Services
-from handlers import build, errors
+from handlers import build, deploy, errors
 from handlers.build_status import BuildTracker
+from handlers.deployments import Deployments
 
 
-def create_app(services: Services, tracker: BuildTracker) -> AsyncApp:
+def create_app(services: Services, tracker: BuildTracker, deployments: Deployments) -> AsyncApp:
     app = AsyncApp(
         client=services.slack_client,
         signing_secret=services.settings.slack_signing_secret.get_secret_value(),
@@ -21,4 +22,5 @@ def create_app(services: Services, tracker: BuildTracker) -> AsyncApp:
     )
     errors.register(app)
     build.register(app, services, tracker)
+    deploy.register(app, services, deployments)
     return app

@@ -21,6 +21,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.deploy_script import check_run_args
+from bot.errors import ShipbotError
+
 DEFAULT_IMAGE = "aws/codebuild/amazonlinux-aarch64-standard:3.0"
 DEFAULT_ENVIRONMENT_TYPE = "ARM_CONTAINER"
 
@@ -66,6 +69,16 @@ class DeploySettings(_Section):
     required_approvals: int = Field(default=1, ge=1)
     allow_self_approval: bool = False
     approval_timeout_minutes: float = Field(default=60, gt=0)
+
+    @field_validator("run_args")
+    @classmethod
+    def _run_args_are_safe(cls, value: list[str]) -> list[str]:
+        # Checked at start-up too, not first when someone clicks Approve.
+        try:
+            check_run_args(value)
+        except ShipbotError as exc:
+            raise ValueError(exc.user_message) from exc
+        return value
 
     @model_validator(mode="after")
     def _enough_approvers_named(self) -> DeploySettings:
@@ -154,6 +167,11 @@ class Settings(BaseSettings):
     # Bursts of phase events become at most one chat.update per build per this many seconds.
     status_update_seconds: float = Field(
         default=1.0, ge=0, validation_alias=AliasChoices("SHIPBOT_STATUS_UPDATE_SECONDS")
+    )
+
+    # How often running deployments are read from SSM and due requests expired.
+    deploy_poll_seconds: float = Field(
+        default=3.0, gt=0, validation_alias=AliasChoices("SHIPBOT_DEPLOY_POLL_SECONDS")
     )
 
     @property

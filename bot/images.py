@@ -136,10 +136,12 @@ def check_architecture(
             verdict="mismatch", detail=f"{_platforms_phrase(platforms)}; {instances}"
         )
     count = len(instance_architectures)
-    noun = "instance" if count == 1 else f"all {count} instances"
+    noun = (
+        f"instance {next(iter(instance_architectures))}" if count == 1 else f"all {count} instances"
+    )
     return ArchitectureCheck(
         verdict="match",
-        detail=f"image provides {_join(sorted(wanted))} for {noun}",
+        detail=f"image provides {_join(f'linux/{arch}' for arch in sorted(wanted))} for {noun}",
     )
 
 

@@ -447,3 +447,20 @@ def deploy_history_message(environment: str, requests: list[DeployRequest]) -> M
             f"approved by {approvers}"
         )
     return "\n".join(lines), _sections(lines)
+
+
+def no_image_message(record: BuildRecord, repository: str, tags: list[str]) -> Message:
+    """Said under a successful build when there is nothing to deploy."""
+    looked = ", ".join(f"`{escape(t)}`" for t in tags) or "no tag (no IMAGE_TAG, no commit)"
+    text = (
+        f":grey_question: No image of this build was found in ECR repository "
+        f"`{escape(repository)}` (looked for {looked}), so there is nothing to deploy. "
+        "Export `IMAGE_TAG` from the buildspec (`env.exported-variables`) or tag the image "
+        "with the commit."
+    )
+    return text, [_section(text)]
+
+
+def deploy_unavailable_message(reason: str) -> Message:
+    text = f":warning: I could not prepare a deploy of this build: {escape(reason)}"
+    return text, [_section(text)]

@@ -17,6 +17,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.app import create_app
 from bot.services import Services
 from handlers.build_status import BuildTracker
+from handlers.deployments import Deployments
 from handlers.events import BuildPoller, EventConsumer
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,9 @@ class RunningBot:
 @contextlib.asynccontextmanager
 async def running_bot(services: Services) -> AsyncIterator[RunningBot]:
     """Start listening (and connect Socket Mode if an app token is set); stop on exit."""
-    tracker = BuildTracker(services)
-    app = create_app(services, tracker)
+    deployments = Deployments(services)
+    tracker = BuildTracker(services, on_success=deployments.on_build_succeeded)
+    app = create_app(services, tracker, deployments)
     runner = web.AppRunner(create_web_app(app, services), access_log=None)
     await runner.setup()
     settings = services.settings
@@ -92,7 +94,10 @@ async def running_bot(services: Services) -> AsyncIterator[RunningBot]:
     background = [
         asyncio.create_task(
             _forever("reconciliation", lambda: poller.run_forever(settings.reconcile_every))
-        )
+        ),
+        asyncio.create_task(
+            _forever("deploys", lambda: deployments.run_forever(settings.deploy_poll_seconds))
+        ),
     ]
     if services.queue is not None:
         consumer = EventConsumer(services, services.queue, tracker)

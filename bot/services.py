@@ -20,9 +20,12 @@ from bot.config import (
 )
 from integrations.aws import make_client
 from integrations.codebuild import CodeBuild
+from integrations.ec2 import Ec2
+from integrations.ecr import Ecr, fetch_url
 from integrations.logs import BuildLogs
 from integrations.queue import EventQueue
-from integrations.slack import SlackChat, make_web_client
+from integrations.slack import SlackChat, SlackDirectory, make_web_client
+from integrations.ssm import Ssm
 from integrations.store import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,10 @@ class Services:
     codebuild: CodeBuild
     logs: BuildLogs
     queue: EventQueue | None
+    ecr: Ecr
+    ec2: Ec2
+    ssm: Ssm
+    directory: SlackDirectory
     store: Store
     clock: Callable[[], datetime] = field(default=utc_now)
 
@@ -93,6 +100,7 @@ def load_services(environ: Mapping[str, str]) -> Services:
 
 def build_services(settings: Settings, environments: EnvironmentsFile) -> Services:
     region = resolve_region(environments)
+    session = boto3.session.Session(region_name=region)
     slack_client = make_web_client(
         settings.slack_bot_token.get_secret_value(), settings.slack_api_url
     )
@@ -102,11 +110,15 @@ def build_services(settings: Settings, environments: EnvironmentsFile) -> Servic
         region=region,
         slack_client=slack_client,
         chat=SlackChat(slack_client),
-        codebuild=CodeBuild(make_client("codebuild", region)),
-        logs=BuildLogs(make_client("logs", region)),
+        codebuild=CodeBuild(make_client("codebuild", region, session=session)),
+        logs=BuildLogs(make_client("logs", region, session=session)),
+        ecr=Ecr(make_client("ecr", region, session=session), config_fetcher=fetch_url),
+        ec2=Ec2(make_client("ec2", region, session=session)),
+        ssm=Ssm(make_client("ssm", region, retries=False, session=session)),
+        directory=SlackDirectory(slack_client),
         queue=(
             EventQueue(
-                make_client("sqs", region),
+                make_client("sqs", region, session=session),
                 settings.events_queue_url,
                 wait_seconds=settings.queue_wait_seconds,
             )

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 
 from bot.builds import build_console_url
 from bot.errors import AwsError, StoreConflictError
@@ -30,8 +31,14 @@ LOG_TAIL_LINES = 5_000
 
 
 class BuildTracker:
-    def __init__(self, services: Services) -> None:
+    def __init__(
+        self,
+        services: Services,
+        *,
+        on_success: Callable[[BuildRecord], Awaitable[None]] | None = None,
+    ) -> None:
         self._services = services
+        self._on_success = on_success
         self._interval = services.settings.status_update_seconds
         self._render_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._last_render: dict[str, float] = {}
@@ -64,6 +71,8 @@ class BuildTracker:
                 await self.announce(created)  # shows this state already: no render needed
                 if created.status in FAILED_STATUSES:
                     await self._explain(created.build_id, update)
+                elif created.status == "SUCCEEDED" and self._on_success is not None:
+                    await self._on_success(created)
                 return
 
         changed = await mutate(
@@ -128,6 +137,8 @@ class BuildTracker:
         await self._request_render(record.build_id, immediate=final)
         if final and record.status in FAILED_STATUSES:
             await self._explain(record.build_id, update)
+        elif record.status == "SUCCEEDED" and self._on_success is not None:
+            await self._on_success(record)
 
     async def _retry_explanation(self, record: BuildRecord, update: BuildUpdate) -> None:
         """A failed build whose explanation was never posted gets another try."""

@@ -25,3 +25,48 @@ class SlashCommand(BaseModel):
     def request_key(self) -> str:
         """Unique per invocation: Slack gives every slash command its own trigger_id."""
         return self.trigger_id or uuid.uuid4().hex
+
+
+class ActionUser(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+    username: str | None = None
+    team_id: str | None = None
+
+
+class ActionChannel(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+
+
+class ActionContainer(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    type: str
+    message_ts: str | None = None
+    channel_id: str | None = None
+
+
+class BlockAction(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    action_id: str
+    block_id: str | None = None
+    value: str | None = None
+    action_ts: str | None = None
+
+
+class BlockActions(BaseModel):
+    """A `block_actions` interactivity payload, as Slack names the fields."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    type: str
+    user: ActionUser
+    channel: ActionChannel | None = None
+    container: ActionContainer | None = None
+    actions: list[BlockAction]
+    response_url: str | None = None
+    trigger_id: str | None = None

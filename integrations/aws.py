@@ -60,10 +60,19 @@ SINGLE_ATTEMPT_CONFIG = Config(
 )
 
 
-def make_client(service: str, region: str | None, *, retries: bool = True) -> Any:
-    """A boto3 client; endpoints come from AWS_ENDPOINT_URL[_<SERVICE>] as boto3 reads them."""
-    session = boto3.session.Session(region_name=region)
-    return session.client(service, config=BOTOCORE_CONFIG if retries else SINGLE_ATTEMPT_CONFIG)
+def make_client(
+    service: str, region: str | None, *, retries: bool = True, session: Any | None = None
+) -> Any:
+    """A boto3 client; endpoints come from AWS_ENDPOINT_URL[_<SERVICE>] as boto3 reads them.
+
+    Pass one `session` for all clients: it loads the service models once.
+    """
+    session = session or boto3.session.Session(region_name=region)
+    return session.client(
+        service,
+        region_name=region,
+        config=BOTOCORE_CONFIG if retries else SINGLE_ATTEMPT_CONFIG,
+    )
 
 
 def map_client_error(exc: Exception, what: str) -> AwsError:

@@ -92,6 +92,10 @@ class SlackAppClient:
         async with self._session.post(self.events_url, data=body, headers=sent) as response:
             return int(response.status), str(await response.text())
 
+    async def action(self, payload: dict[str, Any]) -> tuple[int, str]:
+        """Send an interactivity payload (a button click)."""
+        return await self.post(interactive_body(payload))
+
     async def command(
         self, text: str, *, user_id: str, response_url: str, command: str = "/build"
     ) -> tuple[int, dict[str, Any]]:
@@ -99,3 +103,62 @@ class SlackAppClient:
         fields = slash_command_fields(command, text, user_id=user_id, response_url=response_url)
         status, body = await self.post(form_body(fields))
         return status, (json.loads(body) if body.startswith("{") else {"text": body})
+
+
+def block_actions_payload(
+    *,
+    user_id: str,
+    channel_id: str,
+    message_ts: str,
+    action_id: str,
+    value: str,
+    block_id: str,
+    response_url: str,
+    message_blocks: list[dict[str, Any]] | None = None,
+    team_id: str = "T0TEAM001",
+) -> dict[str, Any]:
+    """A `block_actions` payload for a button click, field for field as Slack sends it."""
+    now = f"{time.time():.6f}"
+    return {
+        "type": "block_actions",
+        "user": {
+            "id": user_id,
+            "username": user_id.lower(),
+            "name": user_id.lower(),
+            "team_id": team_id,
+        },
+        "api_app_id": "A0APP0001",
+        "token": "deprecated-verification-token",
+        "container": {
+            "type": "message",
+            "message_ts": message_ts,
+            "channel_id": channel_id,
+            "is_ephemeral": False,
+        },
+        "trigger_id": f"{int(time.time())}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex}",
+        "team": {"id": team_id, "domain": "example"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": channel_id, "name": "deploys"},
+        "message": {
+            "type": "message",
+            "subtype": "bot_message",
+            "text": "deploy request",
+            "ts": message_ts,
+            "bot_id": "B0BOT0001",
+            "blocks": message_blocks or [],
+        },
+        "state": {"values": {}},
+        "response_url": response_url,
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": block_id,
+                "text": {"type": "plain_text", "text": "Approve", "emoji": True},
+                "value": value,
+                "style": "primary",
+                "type": "button",
+                "action_ts": now,
+            }
+        ],
+    }

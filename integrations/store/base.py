@@ -6,6 +6,7 @@ and `replace` atomic, so two replicas racing on one record see exactly one winne
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 from bot.errors import StoreConflictError
@@ -42,11 +43,9 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
 
-class Mutation(Protocol[R]):
-    def __call__(self, current: R) -> R | None: ...
-
-
-async def mutate(store: Store, kind: type[R], key: str, change: Mutation[R]) -> tuple[R, R] | None:
+async def mutate(
+    store: Store, kind: type[R], key: str, change: Callable[[R], R | None]
+) -> tuple[R, R] | None:
     """Apply `change` to the stored record with optimistic concurrency, retrying lost races.
 
     `change` gets the current record and returns the new one, or None for "nothing to do".

@@ -135,3 +135,13 @@ def test_bad_settings_name_each_variable_without_echoing_secrets() -> None:
     assert "SLACK_SIGNING_SECRET is not set" in problems
     assert "PORT:" in problems
     assert "xoxp-user-token-secret" not in problems
+
+
+def test_unsafe_run_args_are_refused_at_load_time() -> None:
+    text = (
+        MINIMAL + "    deploy: {instances: {E: d}, container: web, approvers: [U1AA], "
+        "run_args: ['--name', 'other']}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_environments(text, "shipbot.yml")
+    assert any("environments.dev.deploy.run_args" in p for p in caught.value.problems)
