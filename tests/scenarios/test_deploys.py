@@ -510,3 +510,63 @@ async def test_a_build_without_an_image_says_so_and_offers_nothing(
     assert note.params.get("thread_ts")
     assert "`0000000`" in note.text
     assert not [c for c in fake_slack.calls_to("chat.postMessage") if is_deploy_request(c)]
+
+
+async def test_an_instance_ssm_cannot_reach_is_shown_in_the_request_and_its_result(
+    deploy_bot: RunningBot,
+    app: SlackAppClient,
+    fake_slack: FakeSlack,
+    fake_ssm: FakeSsm,
+    fleet: Fleet,
+) -> None:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    [lost] = launch_instances(ec2, ["web-3"], {"Environment": "dev"})
+    fake_ssm.register_instance(lost, {"Environment": "dev"}, ping_status="ConnectionLost")
+
+    await app.command(
+        "dev v1", user_id=REQUESTER, response_url=fake_slack.response_url(), command="/deploy"
+    )
+    request_post = await fake_slack.wait_for("chat.postMessage", is_deploy_request)
+    assert f"`{lost}`, arm64, SSM ConnectionLost" in request_post.all_text()
+    assert buttons(request_post)  # the reachable instances can still be deployed to
+
+    await click(app, fake_slack, request_post, "U0APPROVER1", APPROVE_ACTION)
+    results = await fake_slack.wait_for(
+        "chat.update",
+        lambda c: (
+            lost in c.all_text() and "TimedOut" in c.all_text() and ": Success" in c.all_text()
+        ),
+        timeout=10,
+    )
+    assert results.all_text().count(": Success") == 2
+    await eventually(lambda: _status(deploy_bot, "failed"))
+
+
+async def test_two_replicas_sharing_a_store_start_one_deployment(
+    deploy_bot: RunningBot,
+    bot_environ: dict[str, str],
+    app: SlackAppClient,
+    fake_slack: FakeSlack,
+    fake_ssm: FakeSsm,
+) -> None:
+    environ = {**bot_environ, "SHIPBOT_POLL_SECONDS": "3600", "SHIPBOT_DEPLOY_POLL_SECONDS": "0.2"}
+    async with running_bot(load_services(environ)) as replica, aiohttp.ClientSession() as session:
+        other = SlackAppClient(session, f"{replica.url}/slack/events", SIGNING_SECRET)
+        await app.command(
+            "dev v1", user_id=REQUESTER, response_url=fake_slack.response_url(), command="/deploy"
+        )
+        request_post = await fake_slack.wait_for("chat.postMessage", is_deploy_request)
+
+        statuses = await asyncio.gather(
+            *(
+                click(
+                    app if i % 2 else other, fake_slack, request_post, "U0APPROVER1", APPROVE_ACTION
+                )
+                for i in range(10)
+            )
+        )
+
+        assert statuses == [200] * 10
+        await fake_slack.wait_for("chat.postEphemeral", count=10, timeout=15)
+        await asyncio.sleep(0.5)
+        assert len(fake_ssm.requests_for("SendCommand")) == 1
