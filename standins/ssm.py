@@ -8,8 +8,6 @@ output, exit code) after a set number of polls. Point boto3 at it with `AWS_ENDP
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -18,9 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
-from standins.loopback import LoopbackServer
+from standins.aws_json import AwsJsonStandIn, error_response, json_response
 
-TARGET_PREFIX = "AmazonSSM."
 DOCUMENT = "AWS-RunShellScript"
 PLUGIN = "aws:runShellScript"
 MAX_INSTANCE_IDS = 50
@@ -43,14 +40,6 @@ FINAL_STATUSES = {
 _DETAILS = {"TimedOut": "ExecutionTimedOut"}
 # Outcomes that never ran the script (no output, no exit code).
 _NOT_DELIVERED = {"Undeliverable", "DeliveryTimedOut", "Terminated"}
-
-
-@dataclass
-class _Scripted:
-    error_code: str | None = None
-    message: str = ""
-    status: int = 400
-    delay: float = 0.0
 
 
 @dataclass
@@ -122,20 +111,17 @@ class _Invocation:
             self.ended = now
 
 
-class FakeSsm(LoopbackServer):
+class FakeSsm(AwsJsonStandIn):
+    TARGET_PREFIX = "AmazonSSM."
+
     def __init__(self, *, region: str = "ap-northeast-2") -> None:
         super().__init__()
         self.region = region
         self.instances: dict[str, dict[str, Any]] = {}
         self.commands: dict[str, dict[str, Any]] = {}
         self.invocations: dict[str, dict[str, _Invocation]] = {}
-        self.requests: list[tuple[str, dict[str, Any]]] = []
         self.sent_at: list[float] = []
         self._outcomes: dict[str, list[_Outcome]] = {}
-        self._scripted: dict[str, list[_Scripted]] = {}
-
-    def routes(self, app: web.Application) -> None:
-        app.router.add_post("/", self._dispatch)
 
     # -- scripting ---------------------------------------------------------------------------
 
@@ -177,19 +163,9 @@ class FakeSsm(LoopbackServer):
             _Outcome(status, stdout, stderr, response_code, max(0, polls_before_done))
         )
 
-    def fail_next(
-        self, action: str, error_code: str, message: str = "", *, status: int = 400
-    ) -> None:
-        """The next call of `action` (e.g. "SendCommand") answers this AWS error."""
-        self._scripted.setdefault(action, []).append(
-            _Scripted(error_code=error_code, message=message, status=status)
-        )
-
-    def delay_next(self, action: str, seconds: float) -> None:
-        self._scripted.setdefault(action, []).append(_Scripted(delay=seconds))
-
-    def requests_for(self, action: str) -> list[dict[str, Any]]:
-        return [body for name, body in self.requests if name == action]
+    def received(self, action: str, body: dict[str, Any]) -> None:
+        if action == "SendCommand":
+            self.sent_at.append(time.monotonic())  # on arrival, scripted errors included
 
     def sent_scripts(self) -> list[list[str]]:
         """The `commands` parameter of every SendCommand accepted, oldest first."""
@@ -197,46 +173,30 @@ class FakeSsm(LoopbackServer):
 
     # -- protocol ----------------------------------------------------------------------------
 
-    async def _dispatch(self, request: web.Request) -> web.Response:
-        target = request.headers.get("X-Amz-Target", "")
-        action = target.removeprefix(TARGET_PREFIX)
-        body = json.loads(await request.text() or "{}")
-        if action == "SendCommand":
-            self.sent_at.append(time.monotonic())  # on arrival, scripted errors included
-        self.requests.append((action, body))
-        scripted = self._scripted.get(action)
-        if scripted:
-            step = scripted.pop(0)
-            if step.delay:
-                await asyncio.sleep(step.delay)
-            if step.error_code is not None:
-                return _error(step.error_code, step.message, step.status)
-        handler = getattr(self, "_a_" + action, None)
-        if handler is None:
-            return _error("UnknownOperationException", f"{action} is not supported here")
-        result: web.Response = handler(body)
-        return result
-
     def _a_SendCommand(self, body: dict[str, Any]) -> web.Response:
         document = body.get("DocumentName", "")
         if document != DOCUMENT:
-            return _error("InvalidDocument", f"Document {document} does not exist")
+            return error_response("InvalidDocument", f"Document {document} does not exist")
         parameters = body.get("Parameters") or {}
         commands = parameters.get("commands")
         if not isinstance(commands, list) or not commands:
-            return _error("InvalidParameters", "Parameter 'commands' is required")
+            return error_response("InvalidParameters", "Parameter 'commands' is required")
         instance_ids: list[str] = body.get("InstanceIds") or []
         targets: list[dict[str, Any]] = body.get("Targets") or []
         if instance_ids and targets:
-            return _error("InvalidParameters", "Specify either InstanceIds or Targets, not both")
+            return error_response(
+                "InvalidParameters", "Specify either InstanceIds or Targets, not both"
+            )
         if not instance_ids and not targets:
-            return _error("InvalidParameters", "Specify InstanceIds or Targets")
+            return error_response("InvalidParameters", "Specify InstanceIds or Targets")
         if instance_ids:
             if len(instance_ids) > MAX_INSTANCE_IDS:
                 return _validation("instanceIds", instance_ids, MAX_INSTANCE_IDS)
             unknown = [i for i in instance_ids if i not in self.instances]
             if unknown:
-                return _error("InvalidInstanceId", f"Instances {unknown} not in a valid state")
+                return error_response(
+                    "InvalidInstanceId", f"Instances {unknown} not in a valid state"
+                )
             resolved = list(dict.fromkeys(instance_ids))
         else:
             if len(targets) > 5:
@@ -272,7 +232,7 @@ class FakeSsm(LoopbackServer):
             instance_id: _Invocation(command_id, instance_id, self._next_outcome(instance_id))
             for instance_id in resolved
         }
-        return _json({"Command": command})
+        return json_response({"Command": command})
 
     def _matches(self, instance_id: str, targets: list[dict[str, Any]]) -> bool:
         """Every target key must match; within one key any of its values will do."""
@@ -303,10 +263,10 @@ class FakeSsm(LoopbackServer):
         command_id, instance_id = body.get("CommandId", ""), body.get("InstanceId", "")
         invocation = self.invocations.get(command_id, {}).get(instance_id)
         if invocation is None:
-            return _error("InvocationDoesNotExist", "")
+            return error_response("InvocationDoesNotExist", "")
         invocation.read()
         command = self.commands[command_id]
-        return _json(
+        return json_response(
             {
                 "CommandId": command_id,
                 "InstanceId": instance_id,
@@ -334,7 +294,7 @@ class FakeSsm(LoopbackServer):
     def _a_ListCommandInvocations(self, body: dict[str, Any]) -> web.Response:
         command_id = body.get("CommandId")
         if command_id is not None and command_id not in self.commands:
-            return _error("InvalidCommandId", "")
+            return error_response("InvalidCommandId", "")
         wanted_instance = body.get("InstanceId")
         details = bool(body.get("Details"))
         rows = [
@@ -374,19 +334,19 @@ class FakeSsm(LoopbackServer):
         response: dict[str, Any] = {"CommandInvocations": result}
         if token:
             response["NextToken"] = token
-        return _json(response)
+        return json_response(response)
 
     def _a_ListCommands(self, body: dict[str, Any]) -> web.Response:
         command_id = body.get("CommandId")
         if command_id is not None and command_id not in self.commands:
-            return _error("InvalidCommandId", "")
+            return error_response("InvalidCommandId", "")
         ids = [command_id] if command_id else list(self.commands)
         rows = [self._summarise(cid) for cid in ids]
         page, token = _page(rows, body, default=50)
         response: dict[str, Any] = {"Commands": page}
         if token:
             response["NextToken"] = token
-        return _json(response)
+        return json_response(response)
 
     def _summarise(self, command_id: str) -> dict[str, Any]:
         """The command's overall status from its invocations, with MaxErrors 0."""
@@ -422,14 +382,14 @@ class FakeSsm(LoopbackServer):
     def _a_CancelCommand(self, body: dict[str, Any]) -> web.Response:
         command_id = body.get("CommandId", "")
         if command_id not in self.commands:
-            return _error("InvalidCommandId", "")
+            return error_response("InvalidCommandId", "")
         wanted = body.get("InstanceIds") or list(self.invocations[command_id])
         for instance_id in wanted:
             invocation = self.invocations[command_id].get(instance_id)
             if invocation is not None and not invocation.final:
                 invocation.cancelled = True
                 invocation.ended = time.time()
-        return _json({})
+        return json_response({})
 
     def _a_DescribeInstanceInformation(self, body: dict[str, Any]) -> web.Response:
         conditions: list[tuple[str, list[str]]] = [
@@ -452,7 +412,9 @@ class FakeSsm(LoopbackServer):
                 elif key == "tag-key":
                     matched = any(v in instance["tags"] for v in values)
                 else:
-                    return _error("InvalidInstanceInformationFilterValue", f"Unsupported key {key}")
+                    return error_response(
+                        "InvalidInstanceInformationFilterValue", f"Unsupported key {key}"
+                    )
                 if not matched:
                     break
             if matched:
@@ -476,7 +438,7 @@ class FakeSsm(LoopbackServer):
         response: dict[str, Any] = {"InstanceInformationList": page}
         if token:
             response["NextToken"] = token
-        return _json(response)
+        return json_response(response)
 
 
 def _plugin(invocation: _Invocation) -> dict[str, Any]:
@@ -525,20 +487,8 @@ def _elapsed(started: float | None, ended: float | None) -> str:
 
 
 def _validation(member: str, value: Any, limit: int) -> web.Response:
-    return _error(
+    return error_response(
         "ValidationException",
         f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy "
         f"constraint: Member must have length less than or equal to {limit}",
-    )
-
-
-def _json(body: dict[str, Any]) -> web.Response:
-    return web.Response(text=json.dumps(body), content_type="application/x-amz-json-1.1")
-
-
-def _error(code: str, message: str, status: int = 400) -> web.Response:
-    return web.Response(
-        status=status,
-        text=json.dumps({"__type": code, "message": message}),
-        content_type="application/x-amz-json-1.1",
     )
