@@ -43,6 +43,7 @@ test: lint typecheck unit
 bench: $(DEV_DEPS)
 	$(BIN)/python bench/classify_bench.py --size-mb 200
 	$(BIN)/python bench/event_latency_bench.py --events 200
+	$(BIN)/python bench/approve_latency_bench.py --requests 50
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

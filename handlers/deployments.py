@@ -239,9 +239,10 @@ class Deployments:
         if changed is None:
             return outcome
         before, after = changed
-        await self._show(after)
         if before.status == "pending" and after.status == "approved":
-            await self.start(after)
+            await self.start(after)  # sends first, then shows: Slack's pace never delays it
+        else:
+            await self._show(after)
         return outcome
 
     # -- running -----------------------------------------------------------------------------
@@ -366,8 +367,19 @@ class Deployments:
                 results.append(previous)
                 continue
             results.append(await self._result(request.command_id, invocation, previous))
-        # Planned instances SSM has not reported on keep their last known state.
-        results.extend(known.values())
+        all_reported = bool(invocations) and all(
+            i.status in FINAL_INVOCATION_STATUSES for i in invocations
+        )
+        # Planned instances SSM has not reported on: still waiting, or (once everything SSM
+        # targeted has finished) never targeted, e.g. retagged or stopped since the request.
+        for missing in known.values():
+            results.append(
+                missing.model_copy(
+                    update={"status": "Undeliverable", "detail": "SSM did not target it"}
+                )
+                if all_reported
+                else missing
+            )
         now = services.clock()
         no_show = (
             not invocations
@@ -389,7 +401,7 @@ class Deployments:
                 await self._show_results(changed[1])
         if no_show:
             await self._finish(request.request_id, failure="no instance received the command")
-        elif invocations and all(r.status in FINAL_INVOCATION_STATUSES for r in results):
+        elif all_reported:
             await self._finish(request.request_id, failure=None)
 
     async def _result(
