@@ -126,6 +126,14 @@ async def app(deploy_bot: RunningBot) -> AsyncIterator[SlackAppClient]:
         yield SlackAppClient(session, f"{deploy_bot.url}/slack/events", SIGNING_SECRET)
 
 
+async def slash_deploy(
+    app: SlackAppClient, slack: FakeSlack, text: str, *, user: str = REQUESTER
+) -> tuple[int, dict[str, Any]]:
+    return await app.command(
+        text, user_id=user, response_url=slack.response_url(), command="/deploy"
+    )
+
+
 def is_deploy_request(call: SlackCall) -> bool:
     return ":rocket:" in call.all_text() and not call.params.get("thread_ts")
 
@@ -258,9 +266,7 @@ async def _async(value: Any) -> Any:
 async def test_architecture_mismatch_is_blocked_without_an_approve_button(
     app: SlackAppClient, fake_slack: FakeSlack, fake_ssm: FakeSsm
 ) -> None:
-    await app.command(
-        "dev x86-only", user_id=REQUESTER, response_url=fake_slack.response_url(), command="/deploy"
-    )
+    await slash_deploy(app, fake_slack, "dev x86-only", user=REQUESTER)
 
     request_post = await fake_slack.wait_for("chat.postMessage", is_deploy_request)
     shown = request_post.all_text()
@@ -302,9 +308,7 @@ async def test_non_approver_and_self_approval_are_refused(
 async def test_prod_needs_two_distinct_approvers(
     deploy_bot: RunningBot, app: SlackAppClient, fake_slack: FakeSlack, fake_ssm: FakeSsm
 ) -> None:
-    await app.command(
-        "prod v1", user_id=REQUESTER, response_url=fake_slack.response_url(), command="/deploy"
-    )
+    await slash_deploy(app, fake_slack, "prod v1", user=REQUESTER)
     request_post = await fake_slack.wait_for("chat.postMessage", is_deploy_request)
     assert "2 approval(s)" in request_post.all_text()
 
@@ -328,9 +332,7 @@ async def test_prod_needs_two_distinct_approvers(
 async def test_request_expires_and_then_refuses_clicks(
     deploy_bot: RunningBot, app: SlackAppClient, fake_slack: FakeSlack, fake_ssm: FakeSsm
 ) -> None:
-    await app.command(
-        "qa v1", user_id=REQUESTER, response_url=fake_slack.response_url(), command="/deploy"
-    )
+    await slash_deploy(app, fake_slack, "qa v1", user=REQUESTER)
     request_post = await fake_slack.wait_for("chat.postMessage", is_deploy_request)
 
     expired = await fake_slack.wait_for(
@@ -434,9 +436,7 @@ async def test_deploy_command_rolls_back_to_an_older_image_and_history_shows_it(
     fake_ssm: FakeSsm,
     fleet: Fleet,
 ) -> None:
-    status, ack = await app.command(
-        "dev v0", user_id="U0APPROVER3", response_url=fake_slack.response_url(), command="/deploy"
-    )
+    status, ack = await slash_deploy(app, fake_slack, "dev v0", user="U0APPROVER3")
     assert status == 200
     assert "Looking up `v0`" in ack["text"]
     request_post = await fake_slack.wait_for("chat.postMessage", is_deploy_request)
@@ -447,9 +447,7 @@ async def test_deploy_command_rolls_back_to_an_older_image_and_history_shows_it(
     assert fleet.v0 in "\n".join(sent["Parameters"]["commands"])
     await eventually(lambda: _status(deploy_bot, "succeeded"), timeout=10)
 
-    _, history = await app.command(
-        "history dev", user_id=REQUESTER, response_url=fake_slack.response_url(), command="/deploy"
-    )
+    _, history = await slash_deploy(app, fake_slack, "history dev", user=REQUESTER)
     shown = json.dumps(history)
     assert "`v0`" in shown
     assert fleet.v0.removeprefix("sha256:")[:12] in shown
@@ -465,9 +463,7 @@ async def _status(bot: RunningBot, status: str) -> bool:
 async def test_deploy_of_an_unknown_tag_lists_recent_ones(
     app: SlackAppClient, fake_slack: FakeSlack, fake_ssm: FakeSsm
 ) -> None:
-    await app.command(
-        "dev v9", user_id=REQUESTER, response_url=fake_slack.response_url(), command="/deploy"
-    )
+    await slash_deploy(app, fake_slack, "dev v9", user=REQUESTER)
 
     reply = await fake_slack.wait_for("response_url", lambda c: "`v9`" in c.text)
     assert "not in ECR repository `frontend`" in reply.text
@@ -523,9 +519,7 @@ async def test_an_instance_ssm_cannot_reach_is_shown_in_the_request_and_its_resu
     [lost] = launch_instances(ec2, ["web-3"], {"Environment": "dev"})
     fake_ssm.register_instance(lost, {"Environment": "dev"}, ping_status="ConnectionLost")
 
-    await app.command(
-        "dev v1", user_id=REQUESTER, response_url=fake_slack.response_url(), command="/deploy"
-    )
+    await slash_deploy(app, fake_slack, "dev v1", user=REQUESTER)
     request_post = await fake_slack.wait_for("chat.postMessage", is_deploy_request)
     assert f"`{lost}`, arm64, SSM ConnectionLost" in request_post.all_text()
     assert buttons(request_post)  # the reachable instances can still be deployed to
@@ -552,9 +546,7 @@ async def test_two_replicas_sharing_a_store_start_one_deployment(
     environ = {**bot_environ, "SHIPBOT_POLL_SECONDS": "3600", "SHIPBOT_DEPLOY_POLL_SECONDS": "0.2"}
     async with running_bot(load_services(environ)) as replica, aiohttp.ClientSession() as session:
         other = SlackAppClient(session, f"{replica.url}/slack/events", SIGNING_SECRET)
-        await app.command(
-            "dev v1", user_id=REQUESTER, response_url=fake_slack.response_url(), command="/deploy"
-        )
+        await slash_deploy(app, fake_slack, "dev v1", user=REQUESTER)
         request_post = await fake_slack.wait_for("chat.postMessage", is_deploy_request)
 
         statuses = await asyncio.gather(
