@@ -562,3 +562,18 @@ async def test_two_replicas_sharing_a_store_start_one_deployment(
         await fake_slack.wait_for("chat.postEphemeral", count=10, timeout=15)
         await asyncio.sleep(0.5)
         assert len(fake_ssm.requests_for("SendCommand")) == 1
+
+
+async def test_unknown_image_architecture_is_said_and_still_approvable(
+    app: SlackAppClient, fake_slack: FakeSlack, fake_ssm: FakeSsm
+) -> None:
+    ecr = boto3.client("ecr", region_name=REGION)
+    push_image(ecr, "frontend", ["single"], platforms=["linux/arm64"], index=False)
+
+    await slash_deploy(app, fake_slack, "dev single")
+
+    request_post = await fake_slack.wait_for("chat.postMessage", is_deploy_request)
+    shown = request_post.all_text()
+    assert ":grey_question:" in shown
+    assert "unknown" in shown.lower()
+    assert [b["action_id"] for b in buttons(request_post)] == [APPROVE_ACTION, REJECT_ACTION]
