@@ -117,8 +117,3 @@ def reject(
 
 def missing(request: DeployRequest) -> int:
     return max(0, request.required_approvals - len(request.approvals))
-
-
-def approver_groups(approvers: Collection[str]) -> list[str]:
-    """Slack user-group ids (S…) among the configured approvers; they expand to members."""
-    return [a for a in approvers if a.startswith("S")]

@@ -139,10 +139,6 @@ DeployStatus = Literal[
     "expired",
     "superseded",
 ]
-OPEN_STATUSES = frozenset({"pending"})
-FINISHED_DEPLOY_STATUSES = frozenset(
-    {"succeeded", "failed", "rejected", "expired", "superseded", "blocked"}
-)
 
 
 class DeployRequest(StoredRecord):
@@ -194,7 +190,3 @@ class DeployRequest(StoredRecord):
     @property
     def short_digest(self) -> str:
         return self.digest.removeprefix("sha256:")[:12]
-
-    @property
-    def image_ref(self) -> str:
-        return f"{self.registry_uri}@{self.digest}"

@@ -43,8 +43,3 @@ class EventQueue:
     @aws_call("delete a handled event from SQS")
     def delete(self, message: QueueMessage) -> None:
         self._client.delete_message(QueueUrl=self.url, ReceiptHandle=message.receipt_handle)
-
-    @aws_call("send an event to SQS")
-    def send(self, body: str) -> str:
-        """Used by the sandbox and benchmarks to inject events as EventBridge would."""
-        return str(self._client.send_message(QueueUrl=self.url, MessageBody=body)["MessageId"])
