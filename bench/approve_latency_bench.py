@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
-import math
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,12 +27,12 @@ import boto3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.harness import percentile, report_target, run_on_loopback, summary
 from bot.approvals import APPROVE_ACTION
 from bot.server import running_bot
 from bot.services import load_services
 from standins.codebuild import FakeCodeBuild
 from standins.fleet import launch_instances, push_image
-from standins.moto_server import MotoServer
 from standins.slack_api import FakeSlack, SlackCall
 from standins.slack_requests import SlackAppClient, block_actions_payload
 from standins.ssm import FakeSsm
@@ -73,36 +70,6 @@ log = logging.getLogger("bench")
 class Sample:
     ack: float  # until the POST answered 200
     send: float  # until the SSM stand-in received SendCommand
-
-
-class GcPauses:
-    """Full (generation 2) collections: moto, the fakes and the bot share this process's heap."""
-
-    def __init__(self) -> None:
-        self.pauses: list[float] = []
-        self._started = 0.0
-
-    def __call__(self, phase: str, info: dict[str, int]) -> None:
-        if info["generation"] != 2:
-            return
-        if phase == "start":
-            self._started = time.perf_counter()
-        else:
-            self.pauses.append(time.perf_counter() - self._started)
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile: p99 of 50 values is the largest."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
-def summary(values: Sequence[float]) -> str:
-    ms = [v * 1000 for v in values]
-    return (
-        f"n {len(ms)}  p50 {percentile(ms, 50):.1f}  p95 {percentile(ms, 95):.1f}  "
-        f"p99 {percentile(ms, 99):.1f}  max {max(ms):.1f}  (ms)"
-    )
 
 
 def is_deploy_request(call: SlackCall) -> bool:
@@ -201,11 +168,6 @@ class Rig:
         return sample
 
 
-def report_target(p99: float) -> str:
-    verdict = "met" if p99 < TARGET_P99_SECONDS else "NOT met"
-    return f"target p99 < {TARGET_P99_SECONDS * 1000:.0f} ms: {verdict} (p99 {p99 * 1000:.1f} ms)"
-
-
 async def run(args: argparse.Namespace) -> None:
     slack = FakeSlack(usergroups={"S0DEPLOYERS": ["U0APPROVER2", "U0APPROVER3"]})
     await slack.start()
@@ -263,7 +225,7 @@ async def _measure(rig: Rig, args: argparse.Namespace, digest: str) -> None:
     print(f"{args.requests} deploy requests, each approved once the bot had posted it")
     print(f"  click -> SSM SendCommand {summary(sends)}")
     print(f"  click -> HTTP 200 (ack)  {summary(acks)}")
-    print(f"  {report_target(percentile(sends, 99))}")
+    print(f"  {report_target(percentile(sends, 99), TARGET_P99_SECONDS)}")
     ack_verdict = "met" if max(acks) < SLACK_ACK_LIMIT_SECONDS else "NOT met"
     print(f"  Slack's ack limit {SLACK_ACK_LIMIT_SECONDS * 1000:.0f} ms: {ack_verdict}")
 
@@ -280,9 +242,6 @@ def main(argv: list[str]) -> int:
     if args.requests < 1 or args.warmup < 0:
         parser.error("--requests must be at least 1 and --warmup at least 0")
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("werkzeug", "botocore", "moto"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
     print(__doc__.splitlines()[0])
     print(
         "latency = time.monotonic() at the SSM stand-in receiving SendCommand, minus"
@@ -293,41 +252,7 @@ def main(argv: list[str]) -> int:
         f"  approver {APPROVER}, requester {REQUESTER}"
     )
 
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE"):
-        os.environ.pop(name, None)
-    moto = MotoServer()
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-            "AWS_ENDPOINT_URL": moto.start(),
-        }
-    )
-    started = time.monotonic()
-    gc_pauses = GcPauses()
-    gc.callbacks.append(gc_pauses)
-    try:
-        asyncio.run(asyncio.wait_for(run(args), args.deadline))
-    except TimeoutError as exc:
-        print(f"gave up: {str(exc) or f'not done within --deadline {args.deadline:.0f} s'}")
-        return 1
-    except (AssertionError, RuntimeError) as exc:
-        # FakeSlack.wait_for says what it saw instead when its bounded wait runs out.
-        print(f"failed: {exc}")
-        return 1
-    finally:
-        gc.callbacks.remove(gc_pauses)
-        moto.stop()
-    print()
-    # A lone max far above p99 is usually one of these landing inside a measured click.
-    longest = max(gc_pauses.pauses, default=0.0) * 1000
-    print(f"gc generation-2 pauses {len(gc_pauses.pauses)}  longest {longest:.1f} ms")
-    print(f"wall time {time.monotonic() - started:.1f} s")
-    return 0
+    return run_on_loopback(lambda: run(args), region=REGION, deadline=args.deadline)
 
 
 if __name__ == "__main__":

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
-import math
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,11 +26,11 @@ import boto3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.harness import percentile, report_target, run_on_loopback, summary
 from bot.events import PHASE_ORDER
 from bot.server import running_bot
 from bot.services import load_services
 from standins.codebuild import FakeCodeBuild
-from standins.moto_server import MotoServer
 from standins.pipeline import BuildPipeline
 from standins.slack_api import FakeSlack, SlackCall
 
@@ -82,36 +80,6 @@ class Tracked:
 class Sample:
     kind: str  # "post" (new build), "phase" (chat.update) or "final" (chat.update)
     seconds: float
-
-
-class GcPauses:
-    """Full (generation 2) collections: moto, the fakes and the bot share this process's heap."""
-
-    def __init__(self) -> None:
-        self.pauses: list[float] = []
-        self._started = 0.0
-
-    def __call__(self, phase: str, info: dict[str, int]) -> None:
-        if info["generation"] != 2:
-            return
-        if phase == "start":
-            self._started = time.perf_counter()
-        else:
-            self.pauses.append(time.perf_counter() - self._started)
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile: p99 of 200 values is the 2nd largest."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
-def summary(values: Sequence[float]) -> str:
-    ms = [v * 1000 for v in values]
-    return (
-        f"n {len(ms)}  p50 {percentile(ms, 50):.1f}  p95 {percentile(ms, 95):.1f}  "
-        f"p99 {percentile(ms, 99):.1f}  max {max(ms):.1f}  (ms)"
-    )
 
 
 def showing(index: int) -> Callable[[SlackCall], bool]:
@@ -291,11 +259,6 @@ async def burst(rig: Rig, events: int) -> list[float]:
     return latencies
 
 
-def report_target(p99: float) -> str:
-    verdict = "met" if p99 < TARGET_P99_SECONDS else "NOT met"
-    return f"target p99 < {TARGET_P99_SECONDS * 1000:.0f} ms: {verdict} (p99 {p99 * 1000:.1f} ms)"
-
-
 async def run(args: argparse.Namespace) -> None:
     slack = FakeSlack()
     await slack.start()
@@ -352,7 +315,7 @@ async def _scenarios(rig: Rig, args: argparse.Namespace) -> None:
         values = [s.seconds for s in samples if s.kind == kind]
         if values:
             print(f"  {label} {summary(values)}")
-    print(f"  {report_target(percentile(overall, 99))}")
+    print(f"  {report_target(percentile(overall, 99), TARGET_P99_SECONDS)}")
 
     if args.coalesce_events:
         events = min(args.coalesce_events, args.coalesce_builds * len(PHASES))
@@ -395,9 +358,6 @@ def main(argv: list[str]) -> int:
     if not 1 <= args.queue_wait <= 20:
         parser.error("--queue-wait must be 1..20")
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("werkzeug", "botocore", "moto"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
     print(__doc__.splitlines()[0])
     print(
         "latency = time.monotonic() at the fake Slack receiving the matching chat.postMessage /"
@@ -408,37 +368,7 @@ def main(argv: list[str]) -> int:
         f"  SHIPBOT_STATUS_UPDATE_SECONDS={STATUS_UPDATE_SECONDS}  reconciliation off"
     )
 
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE"):
-        os.environ.pop(name, None)
-    moto = MotoServer()
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-            "AWS_ENDPOINT_URL": moto.start(),
-        }
-    )
-    started = time.monotonic()
-    gc_pauses = GcPauses()
-    gc.callbacks.append(gc_pauses)
-    try:
-        asyncio.run(asyncio.wait_for(run(args), args.deadline))
-    except TimeoutError as exc:
-        print(f"gave up: {str(exc) or f'not done within --deadline {args.deadline:.0f} s'}")
-        return 1
-    finally:
-        gc.callbacks.remove(gc_pauses)
-        moto.stop()
-    print()
-    # A lone max far above p99 is usually one of these landing inside a measured event.
-    longest = max(gc_pauses.pauses, default=0.0) * 1000
-    print(f"gc generation-2 pauses {len(gc_pauses.pauses)}  longest {longest:.1f} ms")
-    print(f"wall time {time.monotonic() - started:.1f} s")
-    return 0
+    return run_on_loopback(lambda: run(args), region=REGION, deadline=args.deadline)
 
 
 if __name__ == "__main__":
