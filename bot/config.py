@@ -153,7 +153,6 @@ class Settings(BaseSettings):
     )
     port: int = Field(default=3000, ge=0, le=65535, validation_alias=AliasChoices("PORT"))
     host: str = Field(default="0.0.0.0", validation_alias=AliasChoices("SHIPBOT_HOST"))
-    log_level: str = Field(default="INFO", validation_alias=AliasChoices("SHIPBOT_LOG_LEVEL"))
     events_queue_url: str | None = Field(
         default=None, validation_alias=AliasChoices("SHIPBOT_EVENTS_QUEUE_URL")
     )

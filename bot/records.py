@@ -64,7 +64,7 @@ class BuildRecord(StoredRecord):
     explanation_ts: str | None = None
     # Set once a successful build's deploy request was handled (posted, or "no image" said).
     deploy_claimed: bool = False
-    # How many state changes the channel message has not shown yet (0: it is current).
+    # `revision` counts state changes; `rendered_revision` is the one the channel message shows.
     rendered_revision: int = 0
     revision: int = 0
 

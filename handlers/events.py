@@ -7,8 +7,6 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from pydantic import BaseModel
-
 from bot.errors import AwsError, ShipbotError, StoreConflictError
 from bot.events import EventParseError, parse_event
 from bot.records import BuildRecord, ParkedEvent
@@ -26,11 +24,6 @@ MAX_IN_FLIGHT = 20
 # (or a long outage) does not flood the channels with old builds.
 UNKNOWN_BUILD_LOOKBACK = timedelta(minutes=30)
 _RETRY_AFTER_ERROR_SECONDS = 5.0
-
-
-class _Handled(BaseModel):
-    delete: bool
-    parked: bool = False
 
 
 class EventConsumer:
@@ -72,46 +65,45 @@ class EventConsumer:
             await asyncio.gather(*in_flight, return_exceptions=True)
 
     async def handle(self, message: QueueMessage) -> None:
-        outcome = await self._handle(message)
-        if outcome.delete:
+        if await self._handle(message):  # True: handled or parked, so delete it
             try:
                 await self._queue.delete(message)
             except AwsError as exc:
                 # It comes back after the visibility timeout and is handled again, harmlessly.
                 log.warning("could not delete event %s: %s", message.message_id, exc.user_message)
 
-    async def _handle(self, message: QueueMessage) -> _Handled:
+    async def _handle(self, message: QueueMessage) -> bool:
         try:
             update = parse_event(message.body)
         except EventParseError as exc:
             await self._park(message, f"unreadable: {exc}")
-            return _Handled(delete=True, parked=True)
+            return True
         try:
             await self._tracker.apply(update)
         except SlackPostError as exc:
             if exc.permanent:
                 # Retrying cannot help until someone fixes the channel; the event is done.
                 log.warning("build %s: %s", update.build_id, exc.user_message)
-                return _Handled(delete=True)
+                return True
             return await self._failed(message, exc.user_message)
         except (ShipbotError, StoreConflictError) as exc:
             return await self._failed(message, str(exc))
         except Exception as exc:  # logged with its traceback, retried, then parked
             log.exception("event %s could not be handled", message.message_id)
             return await self._failed(message, f"{type(exc).__name__}: {exc}")
-        return _Handled(delete=True)
+        return True
 
-    async def _failed(self, message: QueueMessage, reason: str) -> _Handled:
+    async def _failed(self, message: QueueMessage, reason: str) -> bool:
         if message.receive_count >= MAX_RECEIVES:
             await self._park(message, f"failed {message.receive_count} times: {reason}")
-            return _Handled(delete=True, parked=True)
+            return True
         log.warning(
             "event %s failed (delivery %d), will retry: %s",
             message.message_id,
             message.receive_count,
             reason,
         )
-        return _Handled(delete=False)
+        return False
 
     async def _park(self, message: QueueMessage, reason: str) -> None:
         log.error("parking event %s: %s", message.message_id, reason)

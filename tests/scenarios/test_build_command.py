@@ -106,7 +106,7 @@ async def test_help_lists_usage_and_environments(
 
     assert status == 200
     shown = json.dumps(ack)
-    assert "/build <environment> [ref]" in shown or "/build <environment> <ref>" in shown
+    assert "/build <environment> <ref>" in shown
     assert "`dev`" in shown
     assert "`prod`" in shown
     assert "frontend-dev" in shown
